@@ -1,0 +1,132 @@
+"""A real client for the margin explorer: JupyterLab on 127.0.0.1 driven by headless Debian Chromium.
+
+Opens `tests/lab/margin_explorer.ipynb` (it shows `margin_explorer()`), runs it with Run ▸ Run All Cells, moves the
+slider labelled "m" with the keyboard, and checks that the ψ(θ) curve drawn on the page changed to the values the
+library computes for the new margin, and that no widget shows an error. Fully offline: the browser resolves no host
+names and any request that is not to 127.0.0.1 (or a `blob:` URL) fails the test. If the browser or JupyterLab
+cannot be had, the test FAILS with the reason (it never skips).
+Recipe and pitfalls: `reference/jupyterlab_e2e.md` (shared design notes).
+"""
+import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import pytest
+
+HERE = Path(__file__).resolve().parent
+NB = HERE / "lab" / "margin_explorer.ipynb"
+CHROMIUM = "/usr/lib/chromium/chromium"  # the real binary; /usr/bin/chromium is a shell wrapper (pitfall 3)
+TIMEOUT_MS = 90_000
+# Selectors for what a broken widget shows (pitfall 8)
+ERRORS = ('.jupyter-widgets-error-widget, .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"], '
+          '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+TEXT_REPR = '.jp-OutputArea-output[data-mime-type="text/plain"]'
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    "A JupyterLab server on 127.0.0.1 serving a temp root that holds the explorer notebook; yields its URL."
+    root = tmp_path / "root"; root.mkdir()
+    shutil.copy(NB, root / NB.name)
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"; settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), IPYTHONDIR=str(tmp_path / "ipy"), JUPYTER_PLATFORM_DIRS="1",
+               # the kernel must import this checkout's package even where it is not pip-installed
+               PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    port = _free_port()
+    log = open(tmp_path / "lab.log", "w")
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
+           f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+           f"--LabApp.workspaces_dir={tmp_path / 'ws'}", "--LabApp.news_url=None",
+           "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.time()
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {proc.returncode}: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+            try:
+                if urllib.request.urlopen(url + "/api/status", timeout=2).status == 200: break
+            except OSError: pass
+            if time.time() - t0 > 60: pytest.fail("JupyterLab did not answer /api/status within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        try: os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError: pass
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+        log.close()
+
+
+# JS: the ψ trace (named "ψ(θ)") of the first plot that has one, as {x, y}
+PSI_JS = """() => { for (const gd of document.querySelectorAll('.jp-OutputArea .js-plotly-plot')) {
+  for (const t of (gd.data || [])) if (t.name === 'ψ(θ)') return {x: Array.from(t.x), y: Array.from(t.y)}; }
+  return null; }"""
+
+
+def test_margin_explorer_in_jupyterlab(lab, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install -y chromium); it is missing")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError as e: pytest.fail(f"playwright is needed for the JupyterLab test: {e}")
+    from emosynth_nb.viz.widgets import margin_explorer
+    ex = margin_explorer()  # the same defaults as the notebook: we read the expected values from it
+    m_slider = ex.controls["m"]
+    m0, step = m_slider.value, m_slider.step
+    m_new = round(m0 + 3 * step, 10)
+    m_slider.value = m_new; y_expected = list(ex.fig.data[0].y)
+
+    offsite, sockets = [], []
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+        except Exception as e:
+            pytest.fail(f"could not launch chromium at {CHROMIUM}: {e}")
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        def guard(route):
+            u = route.request.url
+            if u.startswith(lab) or u.startswith("blob:") or u.startswith("data:"): route.continue_()
+            else: offsite.append(u); route.abort()
+        ctx.route("**/*", guard)
+        page = ctx.new_page()
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{lab}/lab/tree/{NB.name}")
+        # pitfall 5: wait for the kernel's status-bar text, not the toolbar's idle marker
+        page.get_by_text(re.compile(r"^Python 3 \(ipykernel\) \| Idle$")).first.wait_for()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
+        # the plot, or fail fast on an error element / a bare text repr (pitfall 8)
+        page.wait_for_selector(f".jp-OutputArea .js-plotly-plot .scatterlayer path.js-line, {ERRORS}, {TEXT_REPR}")
+        errs = page.locator(ERRORS)
+        assert errs.count() == 0, f"widget error on the page: {errs.first.inner_text()[:500]}"
+        assert page.locator(TEXT_REPR).count() == 0, f"widgets not rendered: {page.locator(TEXT_REPR).first.inner_text()[:300]}"
+        page.wait_for_function(f"({PSI_JS})() !== null")
+        before = page.evaluate(PSI_JS)
+        slider = page.locator(".jp-OutputArea .widget-slider", has=page.locator(".widget-label", has_text=re.compile(r"^m$")))
+        assert slider.count() == 1, f"expected one slider labelled 'm', found {slider.count()}"
+        readout = slider.locator(".widget-readout")
+        assert float(readout.inner_text()) == pytest.approx(m0)
+        slider.locator(".noUi-handle").focus()
+        for _ in range(3): page.keyboard.press("ArrowRight")
+        # pitfall 6: the slider passes through intermediate values; wait for the final readout and curve
+        page.wait_for_function("(el) => parseFloat(el.textContent) === %r" % m_new, arg=readout.element_handle())
+        page.wait_for_function(f"(yy) => {{ const t = ({PSI_JS})(); return t && Math.abs(t.y[5] - yy[5]) < 1e-6 "
+                               f"&& Math.abs(t.y[t.y.length-6] - yy[yy.length-6]) < 1e-6; }}", arg=y_expected)
+        after = page.evaluate(PSI_JS)
+        page.screenshot(path=str(tmp_path / "lab.png"))
+        assert errs.count() == 0, f"widget error on the page after moving the slider: {errs.first.inner_text()[:500]}"
+        browser.close()
+    assert before["y"] != after["y"], "the ψ curve did not change when the margin slider moved"
+    assert after["y"] == pytest.approx(y_expected, abs=1e-6), "the ψ curve on the page is not the library's ψ for the new m"
+    assert not offsite, f"the page asked for off-box URLs: {offsite[:5]}"
+    assert all(u.startswith(lab.replace("http", "ws")) for u in sockets), f"off-box websockets: {sockets}"
