@@ -40,6 +40,13 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    "Tiny models train faster on one thread, and do not fight other processes for cores."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason='needs torch.distributed with gloo')
 def test_ddp_two_processes_match_one(tmp_path):
     script = tmp_path / 'ddp_run.py'; script.write_text(SCRIPT)

@@ -272,11 +272,11 @@ def _replay(figs: list, ctrl, spec) -> list:
         for i in idxs:
             try: setter(vals[i])
             except Exception as e:
-                raise CellError(f'replaying widget {getattr(ctrl, "description", "") or type(ctrl).__name__!r} '
+                raise CellError(f'replaying widget {getattr(ctrl, "description", "") or "value"!r} '
                                 f'at {labels[i]} failed: {type(e).__name__}: {e}') from e
             snaps.append([_figjson(fw.to_dict()) for fw in figs])
     finally: setter(orig)
-    desc = (getattr(ctrl, 'description', '') or type(ctrl).__name__).rstrip(':')
+    desc = (getattr(ctrl, 'description', '') or 'value').rstrip(':')
     outs = []
     for j, fw in enumerate(figs):
         base = _figjson(fw.to_dict())
@@ -321,7 +321,7 @@ def _widget_outputs(model_id) -> list:
     ctrl, spec = ctrls[0]
     outs = _replay(figs, ctrl, spec)
     if len(ctrls) > 1:
-        fixed = ', '.join(f'{(getattr(w, "description", "") or type(w).__name__).rstrip(":")} = '
+        fixed = ', '.join(f'{(getattr(w, "description", "") or type(w).__name__.lower()).rstrip(":")} = '
                           f'{_fmt(w.value) if not hasattr(w, "_options_labels") else w.label}' for w, _ in ctrls[1:])
         for o in outs: o['metadata'].setdefault('nbdocs', {})['caption'] = (
             (o['metadata'].get('nbdocs', {}).get('caption') or '') + f' Other controls fixed: {fixed}.')

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/59_viz.ipynb #1bd3e4f7
+# %% ../../nbs/59_viz.ipynb #5455ba8c
 from .curves import *
 from .widgets import *
 from . import curves, widgets
 
-# %% ../../nbs/59_viz.ipynb #0db70328
+# %% ../../nbs/59_viz.ipynb #94ba81ab
 __all__ = ["curves", "widgets", *curves.__all__, *widgets.__all__]
