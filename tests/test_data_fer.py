@@ -117,6 +117,14 @@ def test_fer2013_pixel_out_of_range(tmp_path):
         FER2013(tmp_path)
 
 
+def test_fer2013_non_numeric_pixel(tmp_path):
+    p, lines = _fer_lines(tmp_path)
+    e, px, u = lines[7].split(","); toks = px.split(); toks[100] = "1x2"; lines[7] = ",".join([e, " ".join(toks), u])
+    p.write_text("\n".join(lines))
+    with pytest.raises(DatasetFormatError, match=r"line 8: pixel value '1x2' is not a non-negative integer"):
+        FER2013(tmp_path)
+
+
 def test_fer2013_wrong_header(tmp_path):
     p, lines = _fer_lines(tmp_path)
     lines[0] = "label,pixels,Usage"; p.write_text("\n".join(lines))

@@ -110,7 +110,11 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
         errs = page.locator(ERRORS)
         assert errs.count() == 0, f"widget error on the page: {errs.first.inner_text()[:500]}"
         assert page.locator(TEXT_REPR).count() == 0, f"widgets not rendered: {page.locator(TEXT_REPR).first.inner_text()[:300]}"
-        page.wait_for_function(f"({PSI_JS})() !== null")
+        try: page.wait_for_function(f"({PSI_JS})() !== null")
+        except Exception:
+            page.screenshot(path=str(tmp_path / "lab-fail.png"))
+            names = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => (gd.data || []).map(t => t.name))")
+            pytest.fail(f"no ψ(θ) trace on the page; plots and their traces: {names} (screenshot: {tmp_path / 'lab-fail.png'})")
         before = page.evaluate(PSI_JS)
         slider = page.locator(".jp-OutputArea .widget-slider", has=page.locator(".widget-label", has_text=re.compile(r"^m$")))
         assert slider.count() == 1, f"expected one slider labelled 'm', found {slider.count()}"

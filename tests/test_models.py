@@ -171,3 +171,27 @@ def test_thesis_numbers_transcribed():
         line = next(l for l in text.splitlines() if l.replace('<b>', '').startswith(label))
         nums = [float(v) for v in re.findall(r'\d+(?:\.\d+)?', line.split('\t', 1)[1])][:4]
         assert tuple(nums) == tuple(float(v) for v in THESIS_MODEL_TABLE[key]), (key, nums)
+
+def test_every_loss_trains_through_the_embedding():
+    "Every `make_loss` loss takes the model's embedding (3-D here, as for the sphere plots) and back-propagates."
+    from emosynth_nb.losses import make_loss, LOSS_NAMES
+    set_seed(0)
+    m = emosynthnet_tiny(n_classes=7, embed_dim=3).train()
+    x, y = torch.rand(8, 1, 16, 16), torch.randint(0, 7, (8,))
+    for name in LOSS_NAMES + ('mam+sce', 'arcface+focal'):
+        m.zero_grad()
+        feats, aux = m.forward_features(x, return_aux=True)
+        loss = make_loss(name, emb_dim=m.embed_dim, n_classes=7)
+        total = loss(m.forward_head(feats, pre_logits=True), y) + 0.3 * F.cross_entropy(aux, y)
+        total.backward()
+        assert torch.isfinite(total), name
+        assert m.embed.weight.grad is not None and torch.isfinite(m.embed.weight.grad).all(), name
+
+def test_compiles_as_one_graph():
+    "torch.compile traces the model without graph breaks (backend 'eager': checks the tracing, not the codegen)."
+    m = emosynthnet_tiny().train()
+    cm = torch.compile(m, backend='eager', fullgraph=True)
+    x, y = torch.randn(2, 1, 32, 32).contiguous(memory_format=torch.channels_last), torch.randint(0, 7, (2,))
+    logits, aux = cm(x)
+    (F.cross_entropy(logits, y) + F.cross_entropy(aux, y)).backward()
+    assert logits.shape == (2, 7)

@@ -5,7 +5,7 @@ import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from emosynth_nb.core import set_seed
 from emosynth_nb.data import SynthFER
 from emosynth_nb.losses import make_loss
-from emosynth_nb.train import fit, load_checkpoint, compare_main, train_main
+from emosynth_nb.train import fit, load_checkpoint, compare_main, train_main, check_fits, make_model
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +119,7 @@ def _exit(main, argv):
     (['--dataset', 'rafdb', '--root', '/no/such/folder'], "does not exist"),
     (['--dataset', 'imagenet'], "invalid choice: 'imagenet'"),
     (['--model', 'resnet9000'], "invalid choice: 'resnet9000'"),
-    (['--size', '20'], "does not fit the input of shape (1, 20, 20)"),
+    (['--embed-dim', '0'], "model 'emosynthnet_tiny' cannot be built"),
     (['--epochs', '0'], "--epochs must be at least 1"),
     (['--seeds', '-1'], "--seeds must be non-negative"),
     (['--lr', '-0.1'], "--lr must be positive"),
@@ -150,3 +150,10 @@ def test_console_script_exit_status():
     env = os.environ | {'PYTHONPATH': os.pathsep.join(filter(None, [root, os.environ.get('PYTHONPATH')]))}
     p = subprocess.run([sys.executable, '-c', code, '--losses', 'bogus'], capture_output=True, text=True, env=env)
     assert p.returncode == 2 and "unknown or invalid loss 'bogus'" in p.stderr, p.stderr
+
+
+def test_model_that_does_not_fit_the_input():
+    "The commands try each model on two samples first, so a too-small input is a sentence, not a stack trace."
+    tiny_images = torch.utils.data.TensorDataset(torch.rand(4, 1, 2, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"model 'emosynthnet_tiny' does not fit the input of shape \(1, 2, 2\)"):
+        check_fits(make_model('emosynthnet_tiny', 7, 1), tiny_images, 'emosynthnet_tiny')
