@@ -64,10 +64,12 @@ def main(argv=None):
     p.add_argument('--amp', action=argparse.BooleanOptionalAction, default=None,
                    help='bf16 autocast (default: on for CUDA, off for CPU)')
     p.add_argument('--quick', action='store_true', help='tiny EmoSynthNet and ResNet-18 only, fewer repeats')
+    p.add_argument('--threads', type=int, default=None, help='CPU threads (default: PyTorch\'s; 1 is steadier on a loaded machine)')
     a = p.parse_args(argv)
     cuda = a.device == 'cuda'
     if cuda and not torch.cuda.is_available(): sys.exit("--device cuda was asked for but CUDA is not available here")
     device = torch.device(a.device)
+    if a.threads: torch.set_num_threads(a.threads)  # a benchmark setting, never done in the library
     batch = a.batch or (256 if cuda else 64); size = a.size or (32 if cuda else 48)
     chans = a.in_chans or (3 if cuda else 1); classes = a.classes or (10 if cuda else 7)
     reps = a.reps or (30 if cuda else (2 if a.quick else 3)); warmup = a.warmup if a.warmup is not None else (5 if cuda else 1)

@@ -66,6 +66,13 @@ def lab(tmp_path):
         log.close()
 
 
+def _floats(a): return [None if v is None or v != v else float(v) for v in (a if a is not None else [])]
+
+# JS: every plot's traces on the page, as [[{name, x, y}]] (NaN arrives as null)
+ALL_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .js-plotly-plot')).map(gd => (gd.data || []).map(t =>
+  ({name: t.name, x: Array.from(t.x || [], v => (v === null || Number.isNaN(v)) ? null : v),
+    y: Array.from(t.y || [], v => (v === null || Number.isNaN(v)) ? null : v)})))"""
+
 # JS: the ψ trace (named "ψ(θ)") of the first plot that has one, as {x, y}
 PSI_JS = """() => { for (const gd of document.querySelectorAll('.jp-OutputArea .js-plotly-plot')) {
   for (const t of (gd.data || [])) if (t.name === 'ψ(θ)') return {x: Array.from(t.x), y: Array.from(t.y)}; }
@@ -83,6 +90,7 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
     m0, step = m_slider.value, m_slider.step
     m_new = round(m0 + 3 * step, 10)
     m_slider.value = m_new; y_expected = list(ex.fig.data[0].y)
+    figs_expected = [[(t.name, _floats(t.x), _floats(t.y)) for t in f.data] for f in ex.figs]
 
     offsite, sockets = [], []
     with sync_playwright() as p:
@@ -126,11 +134,27 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
         page.wait_for_function("(el) => parseFloat(el.textContent) === %r" % m_new, arg=readout.element_handle())
         page.wait_for_function(f"(yy) => {{ const t = ({PSI_JS})(); return t && Math.abs(t.y[5] - yy[5]) < 1e-6 "
                                f"&& Math.abs(t.y[t.y.length-6] - yy[yy.length-6]) < 1e-6; }}", arg=y_expected)
+        # the other plots' updates are separate messages: wait until the whole page matches Python (or time out)
+        match_js = f"""(exp) => {{ const got = ({ALL_JS})(); if (got.length !== exp.length) return false;
+          const same = (a, b) => a.length === b.length && a.every((v, i) => (v === null) === (b[i] === null) && (v === null || Math.abs(v - b[i]) < 1e-6));
+          return got.every((f, i) => f.length === exp[i].length && f.every((t, j) => same(t.x, exp[i][j][1]) && same(t.y, exp[i][j][2]))); }}"""
+        try: page.wait_for_function(match_js, arg=figs_expected, timeout=30_000)
+        except Exception: pass  # the assertions below say what differs
         after = page.evaluate(PSI_JS)
+        page_figs = page.evaluate(ALL_JS)
         page.screenshot(path=str(tmp_path / "lab.png"))
         assert errs.count() == 0, f"widget error on the page after moving the slider: {errs.first.inner_text()[:500]}"
         browser.close()
     assert before["y"] != after["y"], "the ψ curve did not change when the margin slider moved"
     assert after["y"] == pytest.approx(y_expected, abs=1e-6), "the ψ curve on the page is not the library's ψ for the new m"
+    # every figure of the explorer on the page holds exactly what Python holds (x and y of every trace)
+    assert len(page_figs) == len(figs_expected), f"{len(page_figs)} plots on the page, the explorer has {len(figs_expected)}"
+    for i, (got, exp) in enumerate(zip(page_figs, figs_expected)):
+        assert [t["name"] for t in got] == [n for n, _, _ in exp], f"plot {i}: trace names differ"
+        for t, (name, x, y) in zip(got, exp):
+            for k, want in (("x", x), ("y", y)):
+                have = t[k]
+                assert len(have) == len(want) and all((a is None) == (b is None) and (a is None or abs(a - b) < 1e-6)
+                                                      for a, b in zip(have, want)), f"plot {i}, trace {name!r}: {k} on the page differs from Python"
     assert not offsite, f"the page asked for off-box URLs: {offsite[:5]}"
     assert all(u.startswith(lab.replace("http", "ws")) for u in sockets), f"off-box websockets: {sockets}"

@@ -29,6 +29,8 @@ def test_explorer_api_and_redraw_time(name):
     assert isinstance(ex.controls, dict) and ctrl in ex.controls and ex.figs and ex.fig is ex.figs[0]
     if "m" in ex.controls: assert ex.controls["m"].description == "m"  # the margin slider is "m" everywhere
     before = [json.dumps(f.to_plotly_json()["data"], default=str) for f in ex.figs]
+    msgs = []  # what the FigureWidgets send to the browser
+    for f in ex.figs: f.observe(lambda ch: msgs.append(ch["new"]), names=["_py2js_update", "_py2js_restyle"])
     # The CI machine has 2 cores shared with other jobs and these tensors are tiny (≤ 150×7): intra-op threads only
     # add wake-up latency there, so time the redraw on one thread (what a laptop kernel effectively does).
     n = torch.get_num_threads(); torch.set_num_threads(1)
@@ -40,6 +42,13 @@ def test_explorer_api_and_redraw_time(name):
     after = [json.dumps(f.to_plotly_json()["data"], default=str) for f in ex.figs]
     assert before[0] != after[0], f"{name}: moving {ctrl} did not change the first figure"
     assert np.median(times) < 0.1, f"{name}: median redraw {1000 * np.median(times):.0f} ms (must be < 100 ms)"
+    # A restyle that names several traces marks unchanged entries "undefined", which the browser turns into null and
+    # resets (seen in JupyterLab: x became 0, 1, 2, ...). Every message must name at most one trace.
+    for m in filter(None, msgs):
+        traces = m.get("style_traces", m.get("restyle_traces"))
+        assert traces is None or len(traces) <= 1, f"{name}: one message restyles traces {traces}"
+    ex.reset()
+    assert ex.params() == ex._initial and json.dumps(ex.figs[0].to_plotly_json()["data"], default=str) == before[0]
 
 
 def test_margin_explorer_follows_the_library():

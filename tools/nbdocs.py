@@ -377,6 +377,18 @@ class Linker:
             print(f'nbdocs: warning: no nbdev lookup, names in backticks are not linked ({e})', file=sys.stderr)
             self.lookup = None
         self.modules = set()
+        self.anchors = {}                                   # docname -> ids of its headings (set by `index_anchors`)
+
+    def index_anchors(self, docname: str, nb: dict):
+        "Ids Sphinx will give the headings of page `docname` (prose headings and show_doc names)."
+        ids = self.anchors.setdefault(docname, set())
+        title = (nb.get('metadata', {}).get('nbdocs_frontmatter') or {}).get('title')
+        if title: ids.add(self.make_id(str(title)))
+        for c in nb.get('cells', []):
+            texts = [_text(c.get('source'))] if c.get('cell_type') == 'markdown' else [
+                _text((o.get('data') or {}).get('text/markdown')) for o in c.get('outputs') or []]
+            for t in texts:
+                for m in re.finditer(r'^#{1,6}\s+(.+?)\s*$', t, re.M): ids.add(self.make_id(re.sub(r'[`*]', '', m.group(1))))
 
     @staticmethod
     def make_id(s: str) -> str:
@@ -390,15 +402,23 @@ class Linker:
         def doc_link(m):
             path, frag = m.group(1) or 'index.html', m.group(2)
             url = self._rel(path, docname)
-            return url + ('#' + self.make_id(frag[1:]) if frag and len(frag) > 1 else '')
+            return url + self.fragment(path[:-len('.html')] if path.endswith('.html') else path, frag)
         if self.base: md = re.sub(re.escape(self.base) + r'([^\s)#"\'<>]*)(#[^\s)"\'<>]*)?', doc_link, md)
         def nb_link(m):
             target = posixpath.normpath(posixpath.join(nb_dir, m.group(1)))
             doc = self.pages.get(target)
             if doc is None: return m.group(0)
-            frag = m.group(2) or ''
-            return f'](' + self._rel(doc + '.html', docname) + (('#' + self.make_id(frag[1:])) if len(frag) > 1 else '') + ')'
+            return f'](' + self._rel(doc + '.html', docname) + self.fragment(doc, m.group(2)) + ')'
         return re.sub(r'\]\(((?![a-z]+:)[^)\s#]+\.ipynb)(#[^)\s]*)?\)', nb_link, md)
+
+    def fragment(self, doc: str, frag: str | None) -> str:
+        "`#id` of an anchor of page `doc`: nbdev's `#Class.method` falls back to `#class` (then to no anchor)."
+        if not frag or len(frag) < 2: return ''
+        ids = self.anchors.get(doc)
+        name = frag[1:]
+        while ids is not None and self.make_id(name) not in ids and '.' in name: name = name.rsplit('.', 1)[0]
+        if ids is not None and self.make_id(name) not in ids: return ''
+        return '#' + self.make_id(name)
 
     def linkify(self, md: str) -> str:
         if not self.lookup: return md
@@ -578,7 +598,7 @@ def source_pages(modules: set, out: Path, title: str):
         body = highlight(src, PythonLexer(), fmt)
         page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(path)} - '
                 f'{html.escape(title)}</title><link rel="icon" href="{up}_static/favicon.svg">'
-                f'<style>body{{font-family:system-ui,sans-serif;margin:1.5rem}}pre{{font-size:13px;line-height:1.4}}'
+                f'<style>body{{font-family:system-ui,sans-serif;margin:1.5rem}}pre{{font-size:13px;line-height:1.4;overflow-x:auto}}'
                 f'span[id^="L-"]:target{{background:#fff3b0;display:inline-block;width:100%}}{css}</style></head>'
                 f'<body><p><a href="{up}index.html">{html.escape(title)}</a> / source: <code>{html.escape(path)}</code>'
                 f' (generated from the notebooks by nbdev)</p>{body}</body></html>\n')
@@ -624,6 +644,12 @@ def readme_from(nb: dict) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # The build
 
+def _stage1_source() -> str:
+    "The execution stage's code (this file's 'Stage 1' section): changing the rendering re-executes nothing."
+    text = Path(__file__).read_text(encoding='utf-8')
+    a, b = text.find('# Stage 1: execution'), text.find('# Stage 2: executed notebooks')
+    return text[a:b] if 0 <= a < b else text
+
 def _load_json(p: Path, default):
     try: return json.loads(p.read_text(encoding='utf-8'))
     except (OSError, ValueError): return default
@@ -656,7 +682,7 @@ def main(argv=None) -> int:
 
     # -- stage 1: execute what changed --------------------------------------------------------------------------
     common = sha(b'|'.join([CACHE_VERSION.encode(), (ROOT / 'settings.ini').read_bytes(),
-                            Path(__file__).read_bytes(), ' '.join(flags).encode(), sys.version.encode()]))
+                            _stage1_source().encode(), ' '.join(flags).encode(), sys.version.encode()]))
     jobs, cached, results = [], [], {}
     for r in rels:
         key = sha(common.encode() + (nbs / r).read_bytes())
@@ -703,6 +729,10 @@ def main(argv=None) -> int:
     toc = toc_groups([pages[r.as_posix()] for r in rels if pages[r.as_posix()] != 'index'])
     titles, wanted = {}, set()
     readme_nb = None
+    executed = {r.as_posix(): _load_json(EXEC / (r.as_posix() + '.json'), None) for r in rels
+                if r.as_posix() not in failed}
+    for r in rels:
+        if executed.get(r.as_posix()): linker.index_anchors(pages[r.as_posix()], executed[r.as_posix()])
     for r in rels:
         docname = pages[r.as_posix()]
         dest = SRC / (docname + '.ipynb')
@@ -712,7 +742,7 @@ def main(argv=None) -> int:
                             {'cell_type': 'code', 'source': '', 'outputs': [{'output_type': 'stream', 'name': 'stderr',
                              'text': failed[r.as_posix()]}], 'metadata': {}}],
                   'metadata': {'nbdocs_frontmatter': {'title': f'{docname} (failed)'}}}
-        else: nb = _load_json(EXEC / (r.as_posix() + '.json'), None)
+        else: nb = executed[r.as_posix()]
         page, titles[docname] = convert_notebook(nb, r, docname, linker, toc if docname == 'index' else None)
         write_if_changed(dest, json.dumps(page, indent=1, ensure_ascii=False) + '\n')
         if r.as_posix() == settings.get('readme_nb', 'index.ipynb') and r.as_posix() not in failed: readme_nb = nb

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/14_losses.ipynb #dbad4257
+# %% ../../nbs/14_losses.ipynb #afe404dc
 from .functional import *
 from .criteria import *
 from .margins import *
