@@ -1,6 +1,6 @@
 """Forward+backward time of every `make_loss` module, as ratios against plain references measured in the same run.
 
-    python benchmarks/losses.py            # both sizes (takes about a minute on 2 CPU cores)
+    python benchmarks/losses.py            # both sizes, 1 torch thread (a few minutes on a loaded 2-core machine)
     python benchmarks/losses.py --quick    # fewer repeats
 
 References (same process, interleaved with the losses): `linear` = nn.Linear (no bias) + F.cross_entropy;
@@ -72,9 +72,11 @@ def table(N, D, C, t):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is the most stable on a shared machine)")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     for N, D, C in SIZES:
-        reps = (6 if a.quick else 20) if N > 1000 else (30 if a.quick else 100)
+        reps = (5 if a.quick else 12) if N > 1000 else (30 if a.quick else 100)
         print(table(N, D, C, bench(N, D, C, reps)) + "\n", flush=True)

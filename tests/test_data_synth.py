@@ -114,3 +114,17 @@ def test_speed_smoke():
     ds = SynthFER(512, cache=False)
     t = time.perf_counter(); ds.images(); dt = time.perf_counter() - t
     assert 512 / dt > 200, f"{512 / dt:.0f} images/s"     # loose: the real target (2,000/s, one core) is in benchmarks/data.py
+
+
+def test_duplicates_are_retakes_found_by_audit():
+    from emosynth_nb.data import leakage_audit
+    ds = SynthFER(300, seed=4, duplicates=0.2)
+    k = np.flatnonzero(ds.duplicate_of >= 0)
+    assert 30 < len(k) < 90 and (ds.duplicate_of[k] < k).all()
+    assert np.array_equal(ds.targets[k], ds.targets[ds.duplicate_of[k]])
+    assert np.array_equal(ds.identities[k], ds.identities[ds.duplicate_of[k]])
+    assert not np.array_equal(ds.images(k[:5]), ds.images(ds.duplicate_of[k[:5]]))     # not pixel-identical
+    orig = np.flatnonzero(ds.duplicate_of < 0)
+    rep = leakage_audit({'orig': ds.images(orig), 'dups': ds.images(k)})
+    found = {(orig[i], k[j]) for i, j, _ in rep.near['orig', 'dups']}
+    assert sum((ds.duplicate_of[j], j) in found for j in k) >= 0.9 * len(k)

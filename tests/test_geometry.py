@@ -169,3 +169,22 @@ def test_line_ends_are_the_real_models(trained):
     assert ln.loss[-1] < ln.loss[0]
     assert len(line_figure({'ce': ln}).data) == 1
     with pytest.raises(ValueError, match="same parameters"): loss_line(nn.Linear(2, 2), crit0, net, crit, data)
+
+
+# ---------------------------------------------------------------- the real tiny EmoSynthNet (batch-norm buffers, 3-D embedding)
+def test_tiny_emosynthnet_embeddings_and_line():
+    from emosynth_nb.models import emosynthnet_tiny
+    from emosynth_nb.data import SynthFER
+    X, y = SynthFER(48, seed=0, size=16).tensors()
+    torch.manual_seed(0); model, crit = emosynthnet_tiny(7, 1, embed_dim=3), make_loss('mam+sce', 3, 7)
+    init = copy.deepcopy(model), copy.deepcopy(crit)
+    model.train(); opt = torch.optim.SGD([*model.parameters(), *crit.parameters()], lr=0.05)
+    for _ in range(3):   # a few steps, so that weights and batch-norm running statistics move away from init
+        opt.zero_grad(); crit(model.forward_head(model.forward_features(X), pre_logits=True), y).backward(); opt.step()
+    emb, yy = extract_embeddings(model, (X, y), batch_size=16, progress=False)
+    assert emb.shape == (48, 3) and torch.equal(yy, y) and model.training
+    assert len(sphere_figure(emb, yy).data) == 2 + len(torch.unique(y))
+    ln = loss_line(*init, model, crit, (X, y), steps=5, t_min=-0.5, t_max=1.5, progress=False)
+    assert np.isfinite(ln.loss).all()          # batch-norm variances are not extrapolated below zero
+    m1 = LossMetric(model.eval(), crit.eval(), _batches((X, y), 512, 256, 'cpu'))()
+    assert ln.loss[3] == pytest.approx(m1[0], rel=1e-5)   # t = 1 is the trained network, buffers included

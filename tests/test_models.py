@@ -8,7 +8,7 @@ from emosynth_nb.core import set_seed
 from emosynth_nb.models import (EmoSynthNet, emosynthnet, emosynthnet_tiny, create_baseline, model_table, budget,
                                 BASELINE_NAMES, THESIS_MODEL_TABLE, count_macs, weight_depth)
 
-SIZES = [(32, 3), (48, 1), (100, 3), (112, 3), (48, 3), (32, 1)]
+SIZES = [(32, 3), (48, 1), (100, 3), (112, 3), (48, 3), (32, 1), (45, 1)]  # 45: odd sides, the decoder pads
 
 @pytest.mark.parametrize("size,chans", SIZES)
 def test_tiny_shapes(size, chans):
@@ -34,6 +34,11 @@ def test_default_shapes_meta(size, chans):
         feats, aux = m.forward_features(x, return_aux=True)
         assert feats.shape == (2, 256, size, size) and aux.shape == (2, 10)
         assert m.forward_head(feats, pre_logits=True).shape == (2, 512)
+
+def test_non_square_and_bilinear():
+    m = emosynthnet_tiny(upsample='bilinear').eval()
+    assert m(torch.randn(2, 1, 48, 37)).shape == (2, 7)
+    assert m.forward_features(torch.randn(2, 1, 37, 48)).shape == (2, m.num_features, 37, 48)
 
 def test_feature_info_matches_shapes():
     m = emosynthnet_tiny().eval()

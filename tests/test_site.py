@@ -1,7 +1,7 @@
 """The built docs site, checked in a real browser: Debian's headless Chromium driven by playwright.
 
 The site is built by `python tools/nbdocs.py` (into `docs/_site/`). These tests serve it on 127.0.0.1 and open
-every page: no failed request, no request off the machine (the browser itself resolves no host name), no
+every page (the generated source-code pages, plain HTML, are only fetched): no failed request, no request off the machine (the browser itself resolves no host name), no
 JavaScript error, every plotly figure drawn (3D scenes rotate when dragged), maths typeset without errors,
 every slider figure changes when its slider is clicked, no nbdev directive visible, every internal link and
 anchor resolves, and search finds a documented name. Full-page screenshots go to `docs/_build/screenshots/`.
@@ -35,8 +35,9 @@ if _missing():
     if REQUIRE: raise RuntimeError(f'NBDOCS_REQUIRE_SITE=1 but {_missing()}')
     pytest.skip(_missing(), allow_module_level=True)
 
-PAGES = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob('*.html') if '_static' not in p.parts)
-CONTENT = [p for p in PAGES if not p.startswith('_modules/') and p not in ('search.html', 'genindex.html')]
+ALL = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob('*.html') if '_static' not in p.parts)
+PAGES = [p for p in ALL if not p.startswith('_modules/')]      # opened in the browser (source pages: plain HTML)
+CONTENT = [p for p in PAGES if p not in ('search.html', 'genindex.html')]
 
 
 @pytest.fixture(scope='module')
@@ -162,7 +163,7 @@ def _check_figures_and_maths(v):
             assert json.loads(after)[1:] != json.loads(before)[1:], f'figure {f["id"]} did not change with its slider'
 
 
-@pytest.mark.parametrize('page', CONTENT)
+@pytest.mark.parametrize('page', ALL)
 def test_internal_links_resolve(page, server):
     "Every link to a page of the site (cross-links, show_doc source links) reaches a page and an existing anchor."
     url = server + page

@@ -1,5 +1,5 @@
 "Trainer tests: exact resume, NaN stop, precision/layout options, and the command-line tools' bad-argument errors."
-import contextlib, io, os, subprocess, sys
+import contextlib, io, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from emosynth_nb.core import set_seed
@@ -145,10 +145,12 @@ def test_train_bad_arguments(argv, message):
 
 def test_console_script_exit_status():
     "The real process: a bad argument exits non-zero with the message on stderr."
+    script = shutil.which('emosynth_compare')  # installed by `pip install -e .` (settings.ini console_scripts)
     code = "import sys; from emosynth_nb.train.cli import emosynth_compare; sys.argv[0] = 'emosynth_compare'; emosynth_compare()"
+    cmd = [script] if script else [sys.executable, '-c', code]
     root = str(Path(__file__).resolve().parents[1])
     env = os.environ | {'PYTHONPATH': os.pathsep.join(filter(None, [root, os.environ.get('PYTHONPATH')]))}
-    p = subprocess.run([sys.executable, '-c', code, '--losses', 'bogus'], capture_output=True, text=True, env=env)
+    p = subprocess.run(cmd + ['--losses', 'bogus'], capture_output=True, text=True, env=env)
     assert p.returncode == 2 and "unknown or invalid loss 'bogus'" in p.stderr, p.stderr
 
 
