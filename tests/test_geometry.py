@@ -12,6 +12,14 @@ from emosynth_nb.analysis.landscape import _batches
 from emosynth_nb.losses import make_loss
 
 
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "Tiny networks run faster on one thread (much faster on a shared machine); restore the setting afterwards."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def axis_points(delta):
     "Four points per class at angle `delta` (radians) from the class's coordinate axis in R³; labels 0, 1, 2."
     c, s, pts, ys = math.cos(delta), math.sin(delta), [], []
