@@ -1,6 +1,6 @@
 """Trainer overhead and input-pipeline headroom, measured against references in the same run.
 
-    flock /tmp/bench.lock python benchmarks/train.py [--epochs 4] [--n 1024] [--batch-size 64] [--device cpu]
+    flock /tmp/bench.lock python benchmarks/train.py [--epochs 4] [--n 1024] [--batch-size 64] [--device cpu] [--threads 1]
 
 1. `fit` (progress bars off and on) against a bare PyTorch loop doing the same work: same model
    (emosynthnet_tiny), same data (SynthFER, rendered once beforehand), same batch size, same step (features, aux
@@ -88,7 +88,9 @@ def main():
     ap.add_argument('--batch-size', type=int, default=64)
     ap.add_argument('--device', default=None)
     ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s own); 1 is steadier on a shared machine')
     a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     dev = default_device(a.device)
     data = SynthFER(a.n, seed=0)
     _ = [data[i] for i in range(len(data))]  # render once: part 1 measures the loop, not the renderer

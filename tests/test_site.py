@@ -72,7 +72,7 @@ class Visit:
         p.on('response', lambda r: r.status >= 400 and self.failed.append(f'HTTP {r.status} {r.url}'))
         p.on('pageerror', lambda e: self.errors.append(f'page error: {e}'))
         p.on('console', lambda m: m.type == 'error' and self.errors.append(f'console error: {m.text}'))
-        p.goto(url, wait_until='load')
+        p.goto(url, wait_until='load', timeout=120_000)   # pages with several WebGL scenes load slowly here
         # MathJax typesets the page, then every figure is drawn (nbdocs draws plotly after MathJax is ready)
         p.evaluate('async () => { const m = window.MathJax; if (m && m.startup && m.startup.promise) '
                    'await m.startup.promise; }')
@@ -140,7 +140,10 @@ def _check_figures_and_maths(v):
         before = p.evaluate(cam)
         p.locator(f'#{f["id"]}').scroll_into_view_if_needed()
         box = p.locator(f'#{f["id"]}').bounding_box()
-        x, y = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+        # the middle of the first scene's domain (figures may hold several scenes side by side)
+        fx, fy = p.evaluate(f"""() => {{ const L = document.getElementById('{f['id']}')._fullLayout, s = L._size,
+            d = L.scene.domain; return [s.l + s.w * (d.x[0] + d.x[1]) / 2, s.t + s.h * (1 - (d.y[0] + d.y[1]) / 2)]; }}""")
+        x, y = box['x'] + fx, box['y'] + fy
         p.mouse.move(x, y); p.mouse.down(); p.mouse.move(x + 120, y + 40, steps=8); p.mouse.up()
         p.wait_for_timeout(300)
         assert p.evaluate(cam) != before, f'3D figure {f["id"]} did not rotate when dragged'
@@ -148,7 +151,8 @@ def _check_figures_and_maths(v):
     for f in [f for f in figs if f['sliders']]:
         for k in range(f['sliders']):
             state = (f"() => {{ const d = document.getElementById('{f['id']}'); return JSON.stringify(["
-                     f"d.layout.sliders[{k}].active, d.data.map(t => [t.x, t.y, t.z]), d.layout.title]); }}")
+                     f"d.layout.sliders[{k}].active, d.data, d.layout.shapes || null, d.layout.annotations || null, "
+                     f"d.layout.title || null]); }}")
             n, active = p.evaluate(f"() => {{ const s = document.getElementById('{f['id']}').layout.sliders[{k}];"
                                    f" return [s.steps.length, s.active || 0]; }}")
             before = p.evaluate(state)

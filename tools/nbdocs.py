@@ -263,7 +263,7 @@ def _note_output(text: str) -> dict:
             'data': {'text/html': [f'<div class="nbdocs-note">{html.escape(text)}</div>']}}
 
 def _replay(figs: list, ctrl, spec) -> list:
-    "Set `ctrl` to each position, recording every figure: one kernel-free slider figure per FigureWidget."
+    "Set `ctrl` to each position, recording every figure: a kernel-free slider figure per FigureWidget it changes."
     vals, labels, cur, setter = spec
     idxs = _subsample(len(vals), cur)
     orig = ctrl.index if hasattr(ctrl, '_options_labels') else ctrl.value
@@ -288,6 +288,8 @@ def _replay(figs: list, ctrl, spec) -> list:
             lay = s[j].get('layout', {})
             for k in set(lay) | set(base.get('layout', {})):
                 if k not in ('template', 'sliders', 'updatemenus') and lay.get(k) != base['layout'].get(k): keys.add(k)
+        if all(s[j] == snaps[0][j] for s in snaps):                # this control does not change this figure
+            outs.append(None); continue
         frames = []
         for i, s in zip(idxs, snaps):
             lay = s[j].get('layout', {})
@@ -318,13 +320,19 @@ def _widget_outputs(model_id) -> list:
     # prefer a numeric slider (the explorers' margins and scales), then a choice, then a toggle
     ctrls.sort(key=lambda c: 0 if isinstance(c[1][0][0], (int, float)) and not isinstance(c[1][0][0], bool)
                and not hasattr(c[0], '_options_labels') else (1 if hasattr(c[0], '_options_labels') else 2))
-    ctrl, spec = ctrls[0]
-    outs = _replay(figs, ctrl, spec)
-    if len(ctrls) > 1:
-        fixed = ', '.join(f'{(getattr(w, "description", "") or type(w).__name__.lower()).rstrip(":")} = '
-                          f'{_fmt(w.value) if not hasattr(w, "_options_labels") else w.label}' for w, _ in ctrls[1:])
-        for o in outs: o['metadata'].setdefault('nbdocs', {})['caption'] = (
-            (o['metadata'].get('nbdocs', {}).get('caption') or '') + f' Other controls fixed: {fixed}.')
+    def shown(w): return (f'{(getattr(w, "description", "") or type(w).__name__.lower()).rstrip(":")} = '
+                          f'{_fmt(w.value) if not hasattr(w, "_options_labels") else w.label}')
+    # each figure gets a slider for the first control (in that order) that changes it; else a static snapshot
+    outs, todo = [None] * len(figs), list(range(len(figs)))
+    for ctrl, spec in ctrls:
+        if not todo: break
+        for j, o in zip(list(todo), _replay([figs[j] for j in todo], ctrl, spec)):
+            if o is None: continue
+            others = ', '.join(shown(w) for w, _ in ctrls if w is not ctrl)
+            if others: o['metadata']['nbdocs']['caption'] += f' Other controls fixed: {others}.'
+            outs[j] = o; todo.remove(j)
+    for j in todo: outs[j] = _fig_output(_figjson(figs[j].to_dict()), 'Static snapshot: no control of the widget '
+                                                                       'changes this figure.')
     return outs
 
 def _replace_widgets(cell):
