@@ -78,5 +78,5 @@ if __name__ == "__main__":
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     for N, D, C in SIZES:
-        reps = (5 if a.quick else 12) if N > 1000 else (30 if a.quick else 100)
+        reps = (5 if a.quick else 25) if N > 1000 else (30 if a.quick else 200)
         print(table(N, D, C, bench(N, D, C, reps)) + "\n", flush=True)

@@ -98,7 +98,7 @@ def main(argv=None):
 
     ref = 'resnet18 (reference)'
     t_ref = statistics.median(times[ref]); rate_ref = macs[ref] / t_ref
-    dev_name = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    dev_name = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}"
     print(f"## Training step, {a.device} ({dev_name}), {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"batch {batch}, {size}×{size}×{chans}, {classes} classes, channels-last, "
           f"{'bf16 autocast' if amp else 'float32'}, torch.compile {'on' if compile_ else 'off'}, AdamW; "

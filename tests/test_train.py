@@ -126,8 +126,8 @@ def _exit(main, argv):
     (['--batch-size', 'x'], "invalid int value: 'x'"),
     (['--losses', 'ce', 'ce'], "duplicates"),
 ])
-def test_compare_bad_arguments(argv, message):
-    code, msg = _exit(compare_main, argv)
+def test_compare_bad_arguments(argv, message, tmp_path):
+    code, msg = _exit(compare_main, argv + ['--out', str(tmp_path)])  # never write ./runs, even if a case slipped through
     assert code == 2 and message in msg, msg
 
 
@@ -138,7 +138,8 @@ def test_compare_bad_arguments(argv, message):
     (['--resume', '--ckpt-dir', '/no/such/ckpt'], "no checkpoint at"),
     (['--clip-grad', '0'], "--clip-grad must be positive"),
 ])
-def test_train_bad_arguments(argv, message):
+def test_train_bad_arguments(argv, message, tmp_path):
+    argv = argv if '--ckpt-dir' in argv else argv + ['--ckpt-dir', str(tmp_path)]
     code, msg = _exit(train_main, argv)
     assert code == 2 and message in msg, msg
 
@@ -159,3 +160,17 @@ def test_model_that_does_not_fit_the_input():
     tiny_images = torch.utils.data.TensorDataset(torch.rand(4, 1, 2, 2), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"model 'emosynthnet_tiny' does not fit the input of shape \(1, 2, 2\)"):
         check_fits(make_model('emosynthnet_tiny', 7, 1), tiny_images, 'emosynthnet_tiny')
+
+
+def test_commands_on_real_format_fixtures(tmp_path):
+    "Both commands read real datasets from local files (tiny fixtures in the exact on-disk formats), never downloading."
+    from emosynth_nb.data import fixtures
+    fixtures.write_fer2013(tmp_path / 'data'); fixtures.write_cifar10(tmp_path / 'data', n=6)
+    with contextlib.redirect_stdout(io.StringIO()):
+        res = compare_main(['--dataset', 'fer2013', '--root', str(tmp_path / 'data'), '--losses', 'ce', 'arcface', '--seeds', '0',
+                            '--epochs', '1', '--batch-size', '8', '--out', str(tmp_path / 'runs'), '--no-progress'])
+        r = train_main(['--recipe', '--dataset', 'cifar10', '--root', str(tmp_path / 'data'), '--model', 'emosynthnet_tiny', '--loss', 'ce',
+                        '--epochs', '1', '--batch-size', '8', '--val-frac', '0.4', '--ckpt-dir', str(tmp_path / 'ck'), '--no-progress'])
+    assert sorted(res.losses) == ['arcface', 'ce'] and (tmp_path / 'runs' / 'fer2013-emosynthnet_tiny' / 'table.csv').is_file()
+    assert len(r.history) == 1 and r.history[0]['lr'] == pytest.approx(0.1)   # the CIFAR-10 recipe's SGD lr
+    assert (tmp_path / 'ck' / 'last.pt').is_file()

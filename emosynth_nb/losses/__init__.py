@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/14_losses.ipynb #afe404dc
+# %% ../../nbs/14_losses.ipynb #8323575b
 from .functional import *
 from .criteria import *
 from .margins import *
