@@ -11,13 +11,7 @@ from emosynth_nb.analysis import (extract_embeddings, unit, class_centres, angle
 from emosynth_nb.analysis.landscape import _batches
 from emosynth_nb.losses import make_loss
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny networks run faster on one thread (much faster on a shared machine); restore the setting afterwards."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def axis_points(delta):

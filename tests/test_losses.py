@@ -5,12 +5,7 @@ import torch
 import torch.nn.functional as F
 from emosynth_nb.losses import *
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    "Tiny tensors: one torch thread avoids OpenMP overhead (restored afterwards for other test modules)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 D, C, N = 5, 4, 7
 

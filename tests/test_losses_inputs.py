@@ -6,12 +6,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st, HealthCheck
 from emosynth_nb.losses import *
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    "Tiny tensors: one torch thread avoids OpenMP overhead (restored afterwards for other test modules)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _loss(name="arcface", **hp): return make_loss(name, 4, 3, **hp)
 E, Y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])

@@ -7,13 +7,7 @@ from emosynth_nb.data import SynthFER
 from emosynth_nb.losses import make_loss
 from emosynth_nb.train import fit, load_checkpoint, compare_main, train_main, check_fits, make_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    "Tiny models train faster on one thread, and do not fight other processes for cores."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 class TinyNet(nn.Module):
     "A very small model with the package's model API: BN, dropout and an auxiliary head exercise every random state."

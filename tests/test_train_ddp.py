@@ -39,13 +39,7 @@ SCRIPT = textwrap.dedent('''
         if not dist.is_initialized() or dist.get_rank() == 0: torch.save(out, sys.argv[1])
 ''')
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    "Tiny models train faster on one thread, and do not fight other processes for cores."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason='needs torch.distributed with gloo')
 def test_ddp_two_processes_match_one(tmp_path):
