@@ -13,7 +13,7 @@ from .comparison import compare, write_report, save_run
 from .metrics import metrics_to_json
 
 # %% auto #0
-__all__ = ['DATASETS', 'MODELS', 'RECIPES', 'make_data', 'make_model', 'check_fits', 'recipe_data', 'run_recipe', 'thesis_table',
+__all__ = ['DATASETS', 'MODELS', 'RECIPES', 'make_data', 'make_model', 'check_fits', 'recipe_data', 'run_recipe', 'metrics_table',
            'compare_parser', 'compare_main', 'train_parser', 'train_main', 'emosynth_compare', 'emosynth_train']
 
 # %% ../../nbs/43_train.cli.ipynb #68d69a51
@@ -144,7 +144,7 @@ def run_recipe(name:str, # 'fer2013', 'rafdb' or 'cifar10'
     return res, evaluate(net, crit, test, batch_size=bs, channels_last=cfg.get('channels_last', False))
 
 # %% ../../nbs/43_train.cli.ipynb #841e8862
-def thesis_table(results:dict): # {row label: metrics dict from `evaluate`}
+def metrics_table(results:dict): # {row label: metrics dict from `evaluate`}
     "The thesis's results table: accuracy, loss, macro precision, recall and F1 (plus balanced accuracy and N) per row."
     import pandas as pd
     cols = dict(accuracy='Accuracy', loss='Loss', precision='Precision', recall='Recall', f1='F1', balanced_accuracy='Balanced acc.', n='N')
@@ -266,7 +266,7 @@ def _train_recipe(p, a, lkw, ckpt):
     res, test = run_recipe(a.dataset, a.root, a.loss, a.model, a.seed, lkw, data=data, device=a.device, ckpt_dir=ckpt, resume=a.resume,
                            progress=not a.no_progress, **over)
     save_run(ckpt, dict(config={k: v for k, v in vars(a).items() if k != '_given'} | dict(recipe=RECIPES[a.dataset] | over), history=res.history, metrics=metrics_to_json(test)))
-    print(thesis_table({f'{a.model} + {a.loss}': test}).round(4).to_string())
+    print(metrics_table({f'{a.model} + {a.loss}': test}).round(4).to_string())
     return res
 
 def train_main(argv=None):
