@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['set_seed', 'default_device', 'check_number', 'check_labels', 'check_matrix']
+__all__ = ['set_seed', 'default_device', 'check_number', 'check_choice', 'check_labels', 'check_matrix']
 
 # %% ../nbs/00_core.ipynb #28505094
 def set_seed(seed:int, # any non-negative integer
@@ -52,6 +52,17 @@ def check_number(name:str, # the parameter's name, as the user wrote it
         l = '(' if lo_open or lo is None else '['; r = ')' if hi_open or hi is None else ']'
         rng = f"{l}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{r}"
         raise ValueError(f"{name} must be in {rng}, got {value!r}")
+    return value
+
+# %% ../nbs/00_core.ipynb #13c4998c
+def check_choice(name:str, # the parameter's name, as the user wrote it
+                 value, # the value to check
+                 choices): # the allowed values (any iterable; its order is the order shown in the message)
+    "Check that `value` is one of `choices`; return it, else raise a `ValueError` listing the allowed values."
+    choices = tuple(choices)
+    try: ok = value in choices
+    except TypeError: ok = False  # unhashable or incomparable values are simply not allowed
+    if not ok: raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 
 # %% ../nbs/00_core.ipynb #eef58eff

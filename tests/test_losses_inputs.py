@@ -78,7 +78,7 @@ BAD_HPARAMS = {
     "unknown-name":          (lambda: make_loss("sphereface2", 4, 3),         ValueError, "unknown loss 'sphereface2'"),
     "unknown-criterion":     (lambda: make_loss("arcface+hinge", 4, 3),       ValueError, "criterion in"),
     "name-type":             (lambda: make_loss(3, 4, 3),                     TypeError, "loss name must be a string"),
-    "emb-dim":               (lambda: make_loss("ce", 0, 3),                  ValueError, "emb_dim must be in [1, inf)"),
+    "emb-dim":               (lambda: make_loss("ce", 0, 3),                  ValueError, "embed_dim must be in [1, inf)"),
     "n-classes-float":       (lambda: make_loss("ce", 4, 2.5),                ValueError, "n_classes must be an integer"),
     "reduction":             (lambda: Focal(reduction="avg"),                 ValueError, "reduction must be one of"),
 }

@@ -186,7 +186,7 @@ def test_every_loss_trains_through_the_embedding():
     for name in LOSS_NAMES + ('mam+sce', 'arcface+focal'):
         m.zero_grad()
         feats, aux = m.forward_features(x, return_aux=True)
-        loss = make_loss(name, emb_dim=m.embed_dim, n_classes=7)
+        loss = make_loss(name, embed_dim=m.embed_dim, n_classes=7)
         total = loss(m.forward_head(feats, pre_logits=True), y) + 0.3 * F.cross_entropy(aux, y)
         total.backward()
         assert torch.isfinite(total), name

@@ -20,9 +20,9 @@ __all__ = ['LOSS_NAMES', 'LinearHead', 'CosineHead', 'AngularHead', 'MarginLoss'
 class LinearHead(nn.Module):
     "Raw logits z = x Wᵀ (+ b), initialised like `nn.Linear`."
     space = "logits"
-    def __init__(self, emb_dim:int, n_classes:int, bias:bool=False): # bias: add a learned per-class offset b
+    def __init__(self, embed_dim:int, n_classes:int, bias:bool=False): # bias: add a learned per-class offset b
         super().__init__()
-        lin = nn.Linear(emb_dim, n_classes, bias=bias)
+        lin = nn.Linear(embed_dim, n_classes, bias=bias)
         self.weight, self.bias = lin.weight, lin.bias
     def forward(self, emb): return F.linear(emb, self.weight, self.bias)
     def with_target(self, emb, y): return self(emb), None  # logit margins need no target entries
@@ -30,9 +30,9 @@ class LinearHead(nn.Module):
 class CosineHead(nn.Module):
     "Cosines cos θ_j between the normalised embedding and the normalised class weights."
     space = "cosine"
-    def __init__(self, emb_dim:int, n_classes:int):
+    def __init__(self, embed_dim:int, n_classes:int):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_classes, emb_dim)); nn.init.normal_(self.weight, std=0.01)
+        self.weight = nn.Parameter(torch.empty(n_classes, embed_dim)); nn.init.normal_(self.weight, std=0.01)
     def forward(self, emb): return F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
     def with_target(self, emb, y):
         "Cosines (N, C) and the target cosines (N,), the latter straight from x̂ and Ŵ_y (cheap to differentiate)."
@@ -42,9 +42,9 @@ class CosineHead(nn.Module):
 class AngularHead(nn.Module):
     "(z, ‖x‖, ‖W_j‖): raw logits and the norms, with W normalised when `normalize_weight` (A-Softmax)."
     space = "angular"
-    def __init__(self, emb_dim:int, n_classes:int, normalize_weight:bool=False):
+    def __init__(self, embed_dim:int, n_classes:int, normalize_weight:bool=False):
         super().__init__()
-        lin = nn.Linear(emb_dim, n_classes, bias=False); self.weight = lin.weight
+        lin = nn.Linear(embed_dim, n_classes, bias=False); self.weight = lin.weight
         self.normalize_weight = normalize_weight
     def _parts(self, emb):
         w = F.normalize(self.weight, dim=1) if self.normalize_weight else self.weight
@@ -65,10 +65,10 @@ class MarginLoss(nn.Module):
         if getattr(head, "space", None) != margin.space:
             raise ValueError(f"the margin works on {margin.space!r} but the head gives {getattr(head, 'space', None)!r}")
         self.head, self.margin, self.criterion, self.name = head, margin, criterion, name
-        self.n_classes, self.emb_dim = head.weight.shape
+        self.n_classes, self.embed_dim = head.weight.shape
 
     @property
-    def weight(self) -> nn.Parameter: return self.head.weight  # (n_classes, emb_dim)
+    def weight(self) -> nn.Parameter: return self.head.weight  # (n_classes, embed_dim)
 
     @property
     def lam(self) -> float:
@@ -79,24 +79,24 @@ class MarginLoss(nn.Module):
     def _check(self, emb, y=None):
         "Cheap checks (types, shapes, label range in one sync); the detailed checks run only to explain a failure."
         T = torch.Tensor
-        ok = (isinstance(emb, T) and emb.dtype.is_floating_point and emb.dim() == 2 and emb.shape[1] == self.emb_dim
+        ok = (isinstance(emb, T) and emb.dtype.is_floating_point and emb.dim() == 2 and emb.shape[1] == self.embed_dim
               and emb.shape[0] > 0)
         if ok and y is not None:
             ok = (isinstance(y, T) and y.dim() == 1 and len(y) == len(emb) and not y.dtype.is_floating_point
                   and y.dtype != torch.bool and not y.is_complex())
             if ok: lo, hi = torch.aminmax(y); ok = 0 <= int(lo) and int(hi) < self.n_classes
         if not ok:
-            check_matrix("emb", emb, self.emb_dim)
+            check_matrix("emb", emb, self.embed_dim)
             if y is not None: check_labels(y, self.n_classes, emb.shape[0])
 
     def _check_result(self, out, emb):
         "Non-finite output: blame NaN/inf in `emb` with the usual message (finite inputs: return as is)."
         fin = math.isfinite(out.item()) if out.dim() == 0 else bool(torch.isfinite(out).all())
-        if not fin: check_matrix("emb", emb, self.emb_dim)
+        if not fin: check_matrix("emb", emb, self.embed_dim)
         return out
 
     def forward(self, emb:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
-        "The scalar loss for embeddings `emb` (N, emb_dim) and labels `y` (N,)."
+        "The scalar loss for embeddings `emb` (N, embed_dim) and labels `y` (N,)."
         self._check(emb, y)
         # target entries straight from x and W_y pay off for many classes; for few, gathering them is cheaper
         h, ht = self.head.with_target(emb, y) if self.margin.needs_target and self.n_classes >= 64 else (self.head(emb), None)
@@ -114,11 +114,11 @@ LOSS_NAMES = ("ce", "focal", "sce", "symmetric_ce", "soft_margin", "l_softmax", 
 
 def _params(cls): return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "reduction")]
 
-def _head_for(margin_cls, emb_dim, n_classes, bias):
+def _head_for(margin_cls, embed_dim, n_classes, bias):
     space = margin_cls.space
-    if space == "cosine": return CosineHead(emb_dim, n_classes)
-    if space == "angular": return AngularHead(emb_dim, n_classes, normalize_weight=issubclass(margin_cls, ASoftmax))
-    return LinearHead(emb_dim, n_classes, bias=bias)
+    if space == "cosine": return CosineHead(embed_dim, n_classes)
+    if space == "angular": return AngularHead(embed_dim, n_classes, normalize_weight=issubclass(margin_cls, ASoftmax))
+    return LinearHead(embed_dim, n_classes, bias=bias)
 
 def _split_name(name):
     if not isinstance(name, str): raise TypeError(f"loss name must be a string, got {type(name).__name__}")
@@ -132,12 +132,12 @@ def _split_name(name):
     return mname, cname
 
 def make_loss(name:str, # a name in `LOSS_NAMES` or "margin+criterion", e.g. "mam+sce"
-              emb_dim:int, # embedding size D
+              embed_dim:int, # embedding size D
               n_classes:int, # number of classes C ≥ 2
               **hparams) -> MarginLoss: # hyper-parameters of the margin, criterion and head (`bias`)
-    "Build the loss `name` as a `MarginLoss` module with class weights of shape (n_classes, emb_dim)."
+    "Build the loss `name` as a `MarginLoss` module with class weights of shape (n_classes, embed_dim)."
     mname, cname = _split_name(name)
-    check_number("emb_dim", emb_dim, 1, integer=True); check_number("n_classes", n_classes, 2, integer=True)
+    check_number("embed_dim", embed_dim, 1, integer=True); check_number("n_classes", n_classes, 2, integer=True)
     mcls, ccls = MARGINS[mname], CRITERIA[cname]
     mkeys, ckeys = _params(mcls), _params(ccls)
     hkeys = ["bias"] if mcls.space == "logits" else []
@@ -146,4 +146,4 @@ def make_loss(name:str, # a name in `LOSS_NAMES` or "margin+criterion", e.g. "ma
     bias = hparams.get("bias", mname == "softmax")
     margin = mcls(**{k: v for k, v in hparams.items() if k in mkeys})
     crit = ccls(**{k: v for k, v in hparams.items() if k in ckeys})
-    return MarginLoss(_head_for(mcls, int(emb_dim), int(n_classes), bias), margin, crit, name=name)
+    return MarginLoss(_head_for(mcls, int(embed_dim), int(n_classes), bias), margin, crit, name=name)
