@@ -68,7 +68,7 @@ def test_ten_crop_loader_batch():
     xb, yb = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert xb.shape == (4, 10, 1, 40, 40)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1600, 7))
-    assert tta_logits(model, xb).shape == (4, 7) and tta_logits(model, xb, 'softmax').exp().sum(1).allclose(torch.ones(4))
+    assert tta_logits(model, xb).shape == (4, 7) and tta_logits(model, xb, 'probs').exp().sum(1).allclose(torch.ones(4))
     with pytest.raises(ValueError, match=r"x must have shape \(N, ncrops, C, H, W\)"):
         tta_logits(model, xb[0])
 
@@ -119,3 +119,36 @@ def test_group_split_ckplus_subjects(tmp_path):
 def test_group_split_bad(args, kw, msg):
     with pytest.raises(ValueError, match=msg):
         group_split(*args, **kw)
+
+
+def test_resample_helpers_in_data():
+    from emosynth_nb.data import oversample_indices, near_duplicates, balance, latent_features, LATENT_SKIP
+    ds = SynthFER(200, imbalance='fer2013', seed=1)
+    idx = oversample_indices(ds, seed=3)
+    counts = np.unique(ds.targets[idx], return_counts=True)[1]
+    assert counts.min() == counts.max() == ds.class_counts().max() and set(range(200)) <= set(idx)
+    x, y = ds.tensors()
+    xb, yb = balance(x, y, seed=0)
+    assert len(xb) == len(yb) == len(idx)
+    assert int((xb.unsqueeze(1) == x[:50].unsqueeze(0)).all(-1).all(-1).all(-1).any(0).sum()) == 50   # originals kept
+    d = near_duplicates(x[:4], seed=2)
+    assert d.shape == x[:4].shape and not torch.equal(d, x[:4]) and torch.equal(d, near_duplicates(x[:4], seed=2))
+    F, L = latent_features(ds)
+    assert F.shape == (200, len(ds.latent_table().columns) - len(LATENT_SKIP)) and torch.equal(L, y)
+    with pytest.raises(ValueError, match="at least one label"):
+        oversample_indices(np.array([], np.int64))
+    with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
+        near_duplicates(x[0])
+    with pytest.raises(TypeError, match="needs a SynthFER dataset"):
+        latent_features(np.zeros(3))
+
+
+def test_tta_average_choices():
+    from emosynth_nb.data import average_crops, TTA_AVERAGES
+    assert TTA_AVERAGES == ('logits', 'probs')
+    z = torch.randn(2, 10, 5)
+    assert torch.allclose(average_crops(z), z.mean(1))
+    with pytest.raises(ValueError, match="average must be one of 'logits', 'probs'; got 'mean'"):
+        average_crops(z, 'mean')
+    with pytest.raises(ValueError, match=r"crop must be in \[1, 48\]"):
+        ten_crop_transform(48, 49)
