@@ -87,7 +87,6 @@ def _nonempty(ds, where, what):
 # %% ../../nbs/21_data.fer.ipynb #22ede3df
 FER_SPLITS = {'train': ('Training',), 'public_test': ('PublicTest',), 'private_test': ('PrivateTest',), 'test': ('PublicTest', 'PrivateTest')}
 _FER_CSVS = ('fer2013.csv', 'icml_face_data.csv', 'train.csv')
-_OTHER_SPACE = re.compile(r'[\t\n\r\x0b\x0c\x1c-\x1f]|  ') # whitespace other than single spaces
 
 def _fmt_err(path, line, msg): return DatasetFormatError(f"{path}, line {line}: {msg}")
 
@@ -129,8 +128,9 @@ def read_fer_csv(path, # a FER2013-format CSV (any of the four Kaggle files)
         rows.append(row); lines.append(ln)
     if not rows: raise _fmt_err(path, 2, f"no data rows after the header {','.join(header)!r}; expected one row per 48×48 image")
     px = [r[col['pixels']].strip() for r in rows]
-    px = [' '.join(s.split()) if not s.isascii() or _OTHER_SPACE.search(s) else s for s in px]   # any whitespace separates, as in torchvision
     counts = np.array([p.count(' ') + 1 if p else 0 for p in px])
+    for k in np.flatnonzero(counts != 2304):             # tabs or runs of spaces: any whitespace separates, as in torchvision
+        px[k] = ' '.join(px[k].split()); counts[k] = px[k].count(' ') + 1 if px[k] else 0
     bad = np.flatnonzero(counts != 2304)
     if len(bad): raise _fmt_err(path, lines[bad[0]], f"{counts[bad[0]]} pixel values, expected 2304 (48×48)")
     try:

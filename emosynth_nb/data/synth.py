@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from fastcore.basics import patch
-from ..core import check_number
+from ..core import check_choice, check_number
 
 # %% auto #0
 __all__ = ['CLASSES', 'FER2013_TRAIN_COUNTS', 'AU_NAMES', 'AU_PROTOTYPES', 'AU_JITTER', 'CONFUSIONS', 'LATENT_SKIP',
@@ -290,8 +290,7 @@ class SynthFER(Dataset):
         check_number('n_identities', n_identities, lo=1, integer=True); check_number('occlusion', occlusion, lo=0, hi=1)
         check_number('duplicates', duplicates, lo=0, hi=0.5)
         if identity_seed is not None: check_number('identity_seed', identity_seed, lo=0, hi=2**63 - 1, integer=True)
-        if noise_mode not in ('symmetric', 'confusion'):
-            raise ValueError(f"noise_mode must be 'symmetric' or 'confusion', got {noise_mode!r}")
+        check_choice('noise_mode', noise_mode, ('symmetric', 'confusion'))
         self.n, self.seed, self.size, self.rgb, self.transform, self.target_transform = int(n), int(seed), int(size), bool(rgb), transform, target_transform
         self.options = dict(imbalance=imbalance, label_noise=label_noise, noise_mode=noise_mode, n_identities=int(n_identities),
                             identity_seed=identity_seed, occlusion=occlusion, duplicates=duplicates)
