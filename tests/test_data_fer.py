@@ -433,3 +433,162 @@ def test_split_names_explicit(tmp_path):
     write_rafdb(tmp_path)
     with pytest.raises(ValueError, match="split must be one of 'train', 'test'"):
         RAFDB(tmp_path, "val")
+
+
+# ---------------------------------------------------------------- issue 15: bad inputs that were silent or raw
+def test_fer2013_header_only_is_an_error(tmp_path):
+    write_fer2013(tmp_path, rows=0)
+    with pytest.raises(DatasetFormatError, match=r"fer2013\.csv, line 2: no data rows after the header"):
+        FER2013(tmp_path)
+
+
+def test_fer2013_split_without_rows_is_an_error(tmp_path):
+    write_fer2013(tmp_path, rows=14)                                   # only the Training rows
+    assert len(FER2013(tmp_path, "train")) == 14
+    with pytest.raises(DatasetFormatError, match=r"fer2013\.csv: no rows with Usage PublicTest or PrivateTest for split='test'; the file has 14 'Training'"):
+        FER2013(tmp_path, "test")
+
+
+def test_fer2013_padded_usage_dropped_like_torchvision(tmp_path):
+    from torchvision.datasets import FER2013 as TV
+    write_fer2013(tmp_path, pad_usage=(0, 5, 20))                    # two Training rows, one PublicTest row
+    with pytest.warns(UserWarning, match=r"3 row\(s\), first at line 2, have a Usage padded with spaces \(' Training '\)"):
+        tr = FER2013(tmp_path, "train")
+    with pytest.warns(UserWarning):
+        te = FER2013(tmp_path, "test")
+    assert (len(tr), len(te)) == (12, 13)
+    with _patch_tv("fer2013"):
+        for ours, split in ((tr, "train"), (te, "test")):
+            tv = TV(str(tmp_path), split=split)
+            assert len(tv) == len(ours)
+            for i in range(len(tv)):
+                np.testing.assert_array_equal(np.array(tv[i][0]), np.array(ours[i][0])); assert tv[i][1] == ours[i][1]
+
+
+@pytest.mark.parametrize("sep", ["\t", "  ", " \t "])
+def test_fer2013_tab_or_double_space_read_like_torchvision(tmp_path, sep):
+    from torchvision.datasets import FER2013 as TV
+    info = write_fer2013(tmp_path, pixel_sep=sep)
+    ours = FER2013(tmp_path, "train")
+    np.testing.assert_array_equal(np.array(ours[3][0]), info["images"][3])
+    with _patch_tv("fer2013"):
+        tv = TV(str(tmp_path), split="train")
+        assert len(tv) == len(ours) and all(np.array_equal(np.array(tv[i][0]), np.array(ours[i][0])) for i in range(len(tv)))
+
+
+def test_fer2013_non_utf8_byte_names_file_and_line(tmp_path):
+    p, lines = _fer_lines(tmp_path)
+    p.write_bytes("\n".join(lines[:6]).encode() + b"\n3,12 \xff 7,Training\n" + "\n".join(lines[6:]).encode())
+    with pytest.raises(DatasetFormatError, match=r"fer2013\.csv, line 7: byte b'\\xff' at column 6 is not UTF-8 text"):
+        FER2013(tmp_path)
+
+
+def test_fer2013_oversized_field_names_file_and_line(tmp_path):
+    p, lines = _fer_lines(tmp_path)
+    lines[3] = '0,"' + "1 " * 70000 + '1",Training'                  # 140,001 characters: over csv's field limit
+    p.write_text("\n".join(lines))
+    with pytest.raises(DatasetFormatError, match=r"fer2013\.csv, line 4: not a valid CSV record \(field larger than field limit"):
+        FER2013(tmp_path)
+
+
+def test_fer2013_unclosed_quote_names_file(tmp_path):
+    p, lines = _fer_lines(tmp_path)
+    lines[3] = lines[3].replace(",", ',"', 1)                           # a quote opened and never closed swallows the file
+    p.write_text("\n".join(lines) * 20)
+    with pytest.raises(DatasetFormatError, match=r"fer2013\.csv, line 4: not a valid CSV record .*read up to line \d+.*a double quote opened on this line"):
+        FER2013(tmp_path)
+
+
+def test_ferplus_non_utf8_names_file(tmp_path):
+    write_fer2013(tmp_path); write_ferplus(tmp_path)
+    p = tmp_path / "fer2013" / "fer2013new.csv"; b = p.read_bytes().split(b"\n"); b[4] = b[4].replace(b"fer", b"f\xe9r", 1)
+    p.write_bytes(b"\n".join(b))
+    with pytest.raises(DatasetFormatError, match=r"fer2013new\.csv, line 5: byte b'\\xe9' at column 11"):
+        FER2013(tmp_path, labels="ferplus")
+
+
+def test_rafdb_empty_label_file(tmp_path):
+    write_rafdb(tmp_path, empty=True)
+    with pytest.raises(DatasetFormatError, match=r"list_patition_label\.txt: the label file is empty"):
+        RAFDB(tmp_path)
+
+
+def test_rafdb_split_with_no_lines(tmp_path):
+    write_rafdb(tmp_path)
+    lbl = tmp_path / "basic/EmoLabel/list_patition_label.txt"
+    lbl.write_text("\n".join(l for l in lbl.read_text().split("\n") if l.startswith("train_")))
+    assert len(RAFDB(tmp_path, "train")) == 14
+    with pytest.raises(DatasetFormatError, match=r"list_patition_label\.txt: no samples for split='test'; expected lines naming test_\*\.jpg"):
+        RAFDB(tmp_path, "test")
+
+
+def test_rafdb_corrupt_jpeg_found_up_front(tmp_path):
+    write_rafdb(tmp_path, corrupt_image=2)
+    with pytest.raises(DatasetFormatError, match=r"1 corrupt image file\(s\): .*train_00003_aligned\.jpg .*verify=False"):
+        RAFDB(tmp_path, "train")
+    assert len(RAFDB(tmp_path, "test")) == 7                           # the other split is fine
+    ds = RAFDB(tmp_path, "train", verify=False)                        # skip the check: the file fails when read, named
+    ds[1]
+    with pytest.raises(DatasetFormatError, match=r"unreadable image .*train_00003_aligned\.jpg"):
+        ds[2]
+
+
+def test_ckplus_missing_peak_frame_refused(tmp_path):
+    write_ckplus(tmp_path, missing_peak=[("S005", "001")])
+    with pytest.raises(DatasetNotFoundError, match=r"S005_001_00000004_emotion\.txt labels frame 4 as the peak .*S005_001_00000004\.png is missing; "
+                                                   r"the earlier frames are not given the label"):
+        CKPlus(tmp_path)
+    ds = CKPlus(tmp_path, missing="skip")
+    assert "S005_001" not in ds.sequences and len(ds.skipped) == 1 and ds.skipped[0].endswith("S005/001")
+    with pytest.raises(ValueError, match="missing must be one of 'error', 'skip'"):
+        CKPlus(tmp_path, missing="ignore")
+
+
+def test_ckplus_frames_are_the_ones_before_the_peak(tmp_path):
+    ck = write_ckplus(tmp_path)
+    (tmp_path / "cohn-kanade-images/S011/001/S011_001_00000007.png").write_bytes(
+        (tmp_path / "cohn-kanade-images/S011/001/S011_001_00000001.png").read_bytes())   # a stray frame after the peak (6)
+    ds = CKPlus(tmp_path)
+    frames = [Path(f).name for f, s in zip(ds.files, ds.sequences) if s == "S011_001"]
+    assert frames == ["S011_001_00000004.png", "S011_001_00000005.png", "S011_001_00000006.png"]
+
+
+@pytest.mark.parametrize("protocol", range(0, pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar10_any_pickle_protocol(tmp_path, protocol):
+    c = write_cifar10(tmp_path, protocol=protocol)
+    tr, te = CIFAR10(tmp_path), CIFAR10(tmp_path, train=False)
+    np.testing.assert_array_equal(tr.data, c["train"][0]); assert te.targets == c["test"][1].tolist()
+
+
+def test_cifar10_malicious_pickle_is_a_clean_error(tmp_path):
+    write_cifar10(tmp_path, protocol=5)
+    p = tmp_path / "cifar-10-batches-py" / "test_batch"
+    p.write_bytes(pickle.dumps({"data": _Evil(), "labels": [0]}, protocol=5))
+    with pytest.raises(DatasetFormatError, match=r"test_batch: refusing to load global (posix|os)\.system") as e:
+        CIFAR10(tmp_path, train=False)
+    assert isinstance(e.value, ValueError) and isinstance(e.value, pickle.UnpicklingError)
+    assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_cifar10_out_of_band_pickle_is_a_format_error(tmp_path):
+    write_cifar10(tmp_path)
+    p = tmp_path / "cifar-10-batches-py" / "test_batch"
+    bufs = []
+    p.write_bytes(pickle.dumps({"data": pickle.PickleBuffer(np.zeros((3, 3072), np.uint8)), "labels": [0, 1, 2]}, protocol=5, buffer_callback=bufs.append))
+    with pytest.raises(DatasetFormatError, match="test_batch: not a readable CIFAR pickle"):
+        CIFAR10(tmp_path, train=False)
+
+
+@pytest.mark.parametrize("make,msg", [
+    (lambda r: FER2013(r, labels="fer2014"), "labels must be one of 'fer2013', 'ferplus'; got 'fer2014'"),
+    (lambda r: FER2013(r, ferplus_mode="vote"), "ferplus_mode must be one of 'majority', 'probability'; got 'vote'"),
+    (lambda r: FER2013(r, unknown_folder="skip"), "unknown_folder must be one of 'error', 'ignore'; got 'skip'"),
+    (lambda r: AffectNet(r, n_classes=6), "n_classes must be one of 7, 8; got 6"),
+    (lambda r: AffectNet(r, missing="drop"), "missing must be one of 'error', 'skip'; got 'drop'"),
+    (lambda r: CIFAR10(r, split="val"), "split must be one of 'train', 'test'; got 'val'"),
+    (lambda r: CKPlus(r, frames=0), r"frames must be in \[1, inf\)"),
+])
+def test_choices_use_check_choice(tmp_path, make, msg):
+    write_fer2013(tmp_path); write_affectnet_csv(tmp_path); write_cifar10(tmp_path); write_ckplus(tmp_path)
+    with pytest.raises(ValueError, match=msg):
+        make(tmp_path)

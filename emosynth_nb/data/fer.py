@@ -10,12 +10,14 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from ..core import check_choice, check_number
 from .synth import CLASSES
 
 # %% auto #0
 __all__ = ['EXT_CLASSES', 'FER_SPLITS', 'RAF_CLASSES', 'AFFECTNET_HEADER_FIELDS', 'AFFECTNET_CODES', 'canonical_label',
            'DatasetNotFoundError', 'DatasetFormatError', 'LabeledImages', 'read_fer_csv', 'read_ferplus',
-           'ferplus_labels', 'FER2013', 'RAFDB', 'CKPlus', 'AffectNet', 'RestrictedUnpickler', 'load_pickle', 'CIFAR10']
+           'ferplus_labels', 'FER2013', 'RAFDB', 'CKPlus', 'AffectNet', 'UnsafePickleError', 'RestrictedUnpickler',
+           'load_pickle', 'CIFAR10']
 
 # %% ../../nbs/21_data.fer.ipynb #7d46d3f2
 EXT_CLASSES = CLASSES + ('contempt',) # the 8-class space: `CLASSES` with contempt appended as index 7
@@ -63,8 +65,24 @@ def _open_image(path, mode):
     except FileNotFoundError: raise DatasetNotFoundError(f"image file not found: {path}") from None
     except Exception as e: raise DatasetFormatError(f"unreadable image {path}: {e}") from None
 
-def _check_split(split, allowed):
-    if split not in allowed: raise ValueError(f"split must be one of {', '.join(map(repr, allowed))}, got {split!r}")
+def _verify_images(files, hint):
+    "Check every image file cheaply (PIL's `verify()`, and a JPEG's end-of-image marker); a `DatasetFormatError` lists the bad ones."
+    bad = []
+    for f in files:
+        try:
+            with Image.open(f) as im: fmt = im.format; im.verify()
+            if fmt == 'JPEG':
+                with open(f, 'rb') as fh: fh.seek(max(0, os.path.getsize(f) - 1024)); tail = fh.read()
+                if b'\xff\xd9' not in tail: raise OSError("truncated: the JPEG end-of-image marker is missing")
+        except Exception as e: bad.append(f"{f} ({e})")
+    if bad: raise DatasetFormatError(f"{len(bad)} corrupt image file(s): {'; '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; {hint}")
+
+def _check_split(split, allowed): return check_choice('split', split, allowed)
+
+def _nonempty(ds, where, what):
+    "Refuse a loader that found no samples: a `DatasetFormatError` naming where it looked and what it expected."
+    if len(ds.targets) == 0:
+        raise DatasetFormatError(f"{where}: no samples for split={getattr(ds, 'split', None)!r}; expected {what}")
 
 # %% ../../nbs/21_data.fer.ipynb #22ede3df
 FER_SPLITS = {'train': ('Training',), 'public_test': ('PublicTest',), 'private_test': ('PrivateTest',), 'test': ('PublicTest', 'PrivateTest')}
@@ -72,25 +90,47 @@ _FER_CSVS = ('fer2013.csv', 'icml_face_data.csv', 'train.csv')
 
 def _fmt_err(path, line, msg): return DatasetFormatError(f"{path}, line {line}: {msg}")
 
+def _bad_utf8(path):
+    "(line, column, byte) of the first byte of `path` that is not UTF-8."
+    with open(path, 'rb') as f:
+        for ln, raw in enumerate(f, 1):
+            try: raw.decode('utf-8')
+            except UnicodeDecodeError as e: return ln, e.start + 1, raw[e.start:e.start + 1]
+    return '?', '?', b''
+
+def _csv_records(path):
+    "Iterate `(line, row)` over a UTF-8 CSV; a non-UTF-8 byte or a malformed or oversized field is a `DatasetFormatError` with file and line."
+    with open(path, newline='', encoding='utf-8-sig') as f:
+        rd, start = csv.reader(f), 1
+        try:
+            for row in rd: yield rd.line_num, row; start = rd.line_num + 1
+        except UnicodeDecodeError:
+            ln, col, b = _bad_utf8(path)
+            raise _fmt_err(path, ln, f"byte {b!r} at column {col} is not UTF-8 text; expected a plain-text CSV (digits, commas, spaces)") from None
+        except csv.Error as e:
+            hint = '; so long a field usually means a double quote opened on this line and never closed' if 'field limit' in str(e) else ''
+            raise _fmt_err(path, start, f"not a valid CSV record ({e}; read up to line {rd.line_num}){hint}") from None
+
 def read_fer_csv(path, # a FER2013-format CSV (any of the four Kaggle files)
                 ) -> dict:
     "Parse a FER2013-format CSV: uint8 images (N, 48, 48), labels (N,) or None, usage (N,) or None, line numbers."
-    path = Path(path)
-    with open(path, newline='') as f:
-        rd = csv.reader(f)
-        try: header = [h.strip() for h in next(rd)]
-        except StopIteration: raise _fmt_err(path, 1, "the file is empty; expected a header such as 'emotion,pixels,Usage'") from None
-        if 'pixels' not in header or not set(header) <= {'emotion', 'pixels', 'Usage'}:
-            raise _fmt_err(path, 1, f"wrong header {','.join(header)!r}; expected the columns emotion, pixels and Usage "
-                           "(fer2013.csv: 'emotion,pixels,Usage'; icml_face_data.csv: 'emotion, Usage, pixels'; train.csv: 'emotion,pixels'; test.csv: 'pixels')")
-        col = {h: header.index(h) for h in header}
-        rows, lines = [], []
-        for row in rd:
-            if not row or (len(row) == 1 and not row[0].strip()): continue
-            if len(row) != len(header): raise _fmt_err(path, rd.line_num, f"{len(row)} fields, expected {len(header)} ({','.join(header)})")
-            rows.append(row); lines.append(rd.line_num)
+    path = Path(path); recs = _csv_records(path)
+    try: header = [h.strip() for h in next(recs)[1]]
+    except StopIteration: raise _fmt_err(path, 1, "the file is empty; expected a header such as 'emotion,pixels,Usage'") from None
+    if 'pixels' not in header or not set(header) <= {'emotion', 'pixels', 'Usage'}:
+        raise _fmt_err(path, 1, f"wrong header {','.join(header)!r}; expected the columns emotion, pixels and Usage "
+                       "(fer2013.csv: 'emotion,pixels,Usage'; icml_face_data.csv: 'emotion, Usage, pixels'; train.csv: 'emotion,pixels'; test.csv: 'pixels')")
+    col = {h: header.index(h) for h in header}
+    rows, lines = [], []
+    for ln, row in recs:
+        if not row or (len(row) == 1 and not row[0].strip()): continue
+        if len(row) != len(header): raise _fmt_err(path, ln, f"{len(row)} fields, expected {len(header)} ({','.join(header)})")
+        rows.append(row); lines.append(ln)
+    if not rows: raise _fmt_err(path, 2, f"no data rows after the header {','.join(header)!r}; expected one row per 48×48 image")
     px = [r[col['pixels']].strip() for r in rows]
     counts = np.array([p.count(' ') + 1 if p else 0 for p in px])
+    for k in np.flatnonzero(counts != 2304):             # tabs or runs of spaces: any whitespace separates, as in torchvision
+        px[k] = ' '.join(px[k].split()); counts[k] = px[k].count(' ') + 1 if px[k] else 0
     bad = np.flatnonzero(counts != 2304)
     if len(bad): raise _fmt_err(path, lines[bad[0]], f"{counts[bad[0]]} pixel values, expected 2304 (48×48)")
     try:
@@ -118,9 +158,13 @@ def read_fer_csv(path, # a FER2013-format CSV (any of the four Kaggle files)
         bad = np.flatnonzero((labels < 0) | (labels > 6))
         if len(bad): raise _fmt_err(path, lines[bad[0]], f"emotion {labels[bad[0]]} is outside 0-6")
     if 'Usage' in col:
-        usage = np.array([r[col['Usage']].strip() for r in rows])
-        bad = np.flatnonzero(~np.isin(usage, ['Training', 'PublicTest', 'PrivateTest']))
+        usage = np.array([r[col['Usage']] for r in rows]); clean = np.char.strip(usage)
+        bad = np.flatnonzero(~np.isin(clean, ['Training', 'PublicTest', 'PrivateTest']))
         if len(bad): raise _fmt_err(path, lines[bad[0]], f"Usage {str(usage[bad[0]])!r} is not Training, PublicTest or PrivateTest")
+        pad = np.flatnonzero(usage != clean)
+        if len(pad): warnings.warn(f"{path}: {len(pad)} row(s), first at line {lines[pad[0]]}, have a Usage padded with spaces ({str(usage[pad[0]])!r}); "
+                                   "torchvision's FER2013 matches Usage exactly and leaves them out of every split, and so does this reader "
+                                   "(remove the spaces in the file to keep them)", stacklevel=2)
     return dict(images=vals.astype(np.uint8).reshape(-1, 48, 48), labels=labels, usage=usage, lines=np.array(lines))
 
 # %% ../../nbs/21_data.fer.ipynb #054c7703
@@ -130,17 +174,16 @@ _FERPLUS_TO_EXT = np.array([canonical_label(c) for c in _FERPLUS_COLS[:8]])
 def read_ferplus(path) -> dict:
     "Parse `fer2013new.csv`: usage, image names and the (N, 10) vote matrix, with line numbers."
     path = Path(path)
-    with open(path, newline='') as f:
-        rd = csv.reader(f); header = [h.strip() for h in next(rd, [])]
-        if header != ['Usage', 'Image name', *_FERPLUS_COLS]:
-            raise _fmt_err(path, 1, f"wrong header {','.join(header)!r}; expected 'Usage,Image name,{','.join(_FERPLUS_COLS)}'")
-        usage, names, votes, lines = [], [], [], []
-        for row in rd:
-            if not row: continue
-            try: v = [int(x) for x in row[2:12]]
-            except ValueError: raise _fmt_err(path, rd.line_num, "the 10 vote counts must be integers") from None
-            if len(row) != 12: raise _fmt_err(path, rd.line_num, f"{len(row)} fields, expected 12")
-            usage.append(row[0].strip()); names.append(row[1].strip()); votes.append(v); lines.append(rd.line_num)
+    recs = _csv_records(path); header = [h.strip() for h in next(recs, (1, []))[1]]
+    if header != ['Usage', 'Image name', *_FERPLUS_COLS]:
+        raise _fmt_err(path, 1, f"wrong header {','.join(header)!r}; expected 'Usage,Image name,{','.join(_FERPLUS_COLS)}'")
+    usage, names, votes, lines = [], [], [], []
+    for ln, row in recs:
+        if not row: continue
+        try: v = [int(x) for x in row[2:12]]
+        except ValueError: raise _fmt_err(path, ln, "the 10 vote counts must be integers") from None
+        if len(row) != 12: raise _fmt_err(path, ln, f"{len(row)} fields, expected 12")
+        usage.append(row[0].strip()); names.append(row[1].strip()); votes.append(v); lines.append(ln)
     return dict(usage=np.array(usage), names=names, votes=np.array(votes, dtype=np.float64).reshape(-1, 10), lines=np.array(lines))
 
 def ferplus_labels(votes:np.ndarray, # (N, 10) vote counts in FER+ column order
@@ -156,7 +199,7 @@ def ferplus_labels(votes:np.ndarray, # (N, 10) vote counts in FER+ column order
     elif mode == 'probability':
         keep = (top < 8) & (v[:, :8].sum(1) > 0.5 * tot[:, 0])
         soft = np.zeros((len(v), 8)); soft[:, _FERPLUS_TO_EXT] = v[:, :8] / np.maximum(v[:, :8].sum(1, keepdims=True), 1)
-    else: raise ValueError(f"ferplus_mode must be 'majority' or 'probability', got {mode!r}")
+    else: check_choice('ferplus_mode', mode, ('majority', 'probability'))
     return keep, soft
 
 # %% ../../nbs/21_data.fer.ipynb #c99c6cb5
@@ -184,13 +227,18 @@ class FER2013(LabeledImages):
                  transform=None, target_transform=None):
         _check_split(split, tuple(FER_SPLITS)); self.root, self.split = Path(root), split
         self.transform, self.target_transform, self.soft = transform, target_transform, None
-        if labels not in ('fer2013', 'ferplus'): raise ValueError(f"labels must be 'fer2013' or 'ferplus', got {labels!r}")
+        check_choice('labels', labels, ('fer2013', 'ferplus')); check_choice('ferplus_mode', ferplus_mode, ('majority', 'probability'))
+        check_choice('unknown_folder', unknown_folder, ('error', 'ignore'))
         self.variant, src = _find_fer_files(self.root); self.source = src
         if self.variant == 'folder':
             if labels == 'ferplus': raise ValueError("labels='ferplus' needs fer2013.csv (FER+ rows align with it by position), not the folder variant")
             return self._init_folders(src, unknown_folder)
         if src.name == 'train.csv': return self._init_kaggle_split(src)
-        d = read_fer_csv(src); keep = np.isin(d['usage'], FER_SPLITS[split])
+        d = read_fer_csv(src); keep = np.isin(d['usage'], FER_SPLITS[split])     # exact match, as torchvision
+        if not keep.any():
+            u, n = np.unique(d['usage'], return_counts=True)
+            raise DatasetFormatError(f"{src}: no rows with Usage {' or '.join(FER_SPLITS[split])} for split={split!r}; the file has "
+                                     + ', '.join(f'{c} {str(k)!r}' for k, c in zip(u, n)))
         self.usage = d['usage'][keep]; self._images = d['images'][keep]; self.targets = d['labels'][keep].tolist()
         if labels == 'ferplus': self._init_ferplus(d, keep, ferplus_mode)
 
@@ -200,7 +248,7 @@ class FER2013(LabeledImages):
         fp = read_ferplus(p)
         if len(fp['votes']) != len(d['usage']):
             raise DatasetFormatError(f"{p} has {len(fp['votes'])} rows but {self.source} has {len(d['usage'])}; FER+ rows align with FER2013 rows by position")
-        mism = np.flatnonzero(fp['usage'] != d['usage'])
+        mism = np.flatnonzero(fp['usage'] != np.char.strip(d['usage']))
         if len(mism): raise _fmt_err(p, fp['lines'][mism[0]], f"Usage {str(fp['usage'][mism[0]])!r} differs from {self.source} line {d['lines'][mism[0]]} ({str(d['usage'][mism[0]])!r})")
         ok, soft = ferplus_labels(fp['votes'], mode)
         ok &= np.array([bool(n) for n in fp['names']])     # empty name: not a face
@@ -221,7 +269,6 @@ class FER2013(LabeledImages):
         self.targets = d['labels'].tolist() if d['labels'] is not None else [None] * len(d['images'])
 
     def _init_folders(self, base, unknown):
-        if unknown not in ('error', 'ignore'): raise ValueError(f"unknown_folder must be 'error' or 'ignore', got {unknown!r}")
         d = base / ('train' if self.split == 'train' else 'test')
         if not d.is_dir(): raise DatasetNotFoundError(f"split={self.split!r} of the folder variant needs {d}/<class>/*.jpg")
         self.files, self.targets, usage = [], [], []
@@ -241,6 +288,7 @@ class FER2013(LabeledImages):
                     if u not in FER_SPLITS[self.split]: continue
                 self.files.append(f); self.targets.append(y); usage.append(u)
         self.usage = np.array(usage)
+        _nonempty(self, d, "<class>/*.jpg (or .png) images under it")
 
     def _load(self, i):
         if self.variant == 'folder': return _open_image(self.files[i], 'L')
@@ -258,6 +306,7 @@ class RAFDB(LabeledImages):
     def __init__(self, root, # the `basic/` directory, or its parent
                  split:str='train', # 'train' (12,271) or 'test' (3,068)
                  aligned:bool=True, # the aligned 100×100 faces (True) or the original images
+                 verify:bool=True, # check every image file up front (False: a corrupt one fails when read, naming the file)
                  transform=None, target_transform=None):
         _check_split(split, ('train', 'test'))
         self.root, self.split, self.transform, self.target_transform = Path(root), split, transform, target_transform
@@ -277,6 +326,9 @@ class RAFDB(LabeledImages):
             if not f.is_file(): raise DatasetNotFoundError(f"{lbl}, line {ln}: image {f} is missing")
             self.files.append(f); self.targets.append(CLASSES.index(RAF_CLASSES[code - 1])); self.names.append(name)
         self.label_file = lbl
+        if not any(l.strip() for l in lbl.read_bytes().splitlines()): raise DatasetFormatError(f"{lbl}: the label file is empty; expected lines such as 'train_00001.jpg 5'")
+        _nonempty(self, lbl, f"lines naming {split}_*.jpg images")
+        if verify: _verify_images(self.files, "replace them, or pass verify=False to skip this check (a corrupt file then fails when it is read)")
     def _load(self, i): return _open_image(self.files[i], 'RGB')
 
 # %% ../../nbs/21_data.fer.ipynb #697582b1
@@ -290,6 +342,11 @@ def _read_ck_emotion(p:Path) -> int:
     if code != int(code) or not 0 <= code <= 7: raise _fmt_err(p, 1, f"emotion code {code} is not an integer in 0-7")
     return int(code)
 
+def _frame_number(p:Path, pos:int) -> int:
+    "The frame number in a CK+ file name such as S005_001_00000011.png (pos -1) or S005_001_00000011_emotion.txt (pos 2)."
+    try: return int(p.stem.split('_')[pos])
+    except (ValueError, IndexError): raise DatasetFormatError(f"{p}: expected a CK+ name such as S005_001_00000011{'.png' if pos == -1 else '_emotion.txt'}") from None
+
 class CKPlus(LabeledImages):
     "CK+ (original layout or CK+48) with the last-frames protocol and subject-independent folds. Returns (PIL, label)."
     classes = EXT_CLASSES
@@ -298,9 +355,11 @@ class CKPlus(LabeledImages):
                  neutral_first:bool=False, # add each sequence's first frame as neutral (original layout)
                  contempt:bool=True, # keep contempt (label 7); False drops it
                  rgb:bool=False, # convert to 'RGB' instead of 'L'
+                 missing:str='error', # a labelled sequence whose peak frame is missing: 'error', or 'skip' (listed in `.skipped`)
                  transform=None, target_transform=None):
         self.root, self.transform, self.target_transform, self.mode, self.split = Path(root), transform, target_transform, 'RGB' if rgb else 'L', 'all'
-        self.files, self.targets, self.subjects, self.sequences = [], [], [], []
+        check_number('frames', frames, lo=1, integer=True); self.missing = check_choice('missing', missing, ('error', 'skip'))
+        self.files, self.targets, self.subjects, self.sequences, self.skipped = [], [], [], [], []
         if (self.root / 'cohn-kanade-images').is_dir(): self.variant = 'original'; self._init_original(frames, neutral_first)
         else:
             base = self.root / 'CK+48' if (self.root / 'CK+48').is_dir() else self.root
@@ -311,6 +370,7 @@ class CKPlus(LabeledImages):
         if not contempt:
             keep = [k for k, y in enumerate(self.targets) if y != EXT_CLASSES.index('contempt')]
             for a in ('files', 'targets', 'subjects', 'sequences'): setattr(self, a, [getattr(self, a)[k] for k in keep])
+        _nonempty(self, self.root, "labelled sequences (cohn-kanade-images/ with Emotion/ files) or CK+48 class folders with PNG frames")
 
     def _add(self, f, y, s, q): self.files.append(f); self.targets.append(y); self.subjects.append(s); self.sequences.append(f'{s}_{q}')
 
@@ -321,10 +381,17 @@ class CKPlus(LabeledImages):
                 lab = sorted((emo / sd.name / qd.name).glob('*_emotion.txt'))
                 if not lab: continue                              # unlabelled sequence
                 y = canonical_label(_CK_CODES[_read_ck_emotion(lab[-1])])
-                fr = sorted(qd.glob('*.png'))
+                peak = _frame_number(lab[-1], 2)                  # the emotion file names the peak frame
+                fr = {_frame_number(f, -1): f for f in qd.glob('*.png')}
                 if not fr: raise DatasetNotFoundError(f"{lab[-1]} labels sequence {qd}, which has no PNG frames")
-                for f in fr[-k:]: self._add(f, y, sd.name, qd.name)
-                if neutral_first and len(fr) > k: self._add(fr[0], CLASSES.index('neutral'), sd.name, qd.name)
+                if peak not in fr:
+                    msg = (f"{lab[-1]} labels frame {peak} as the peak of the expression, but {qd / lab[-1].name.replace('_emotion.txt', '.png')} is missing; "
+                           "the earlier frames are not given the label (a sequence starts at the onset, about neutral)")
+                    if self.missing == 'error': raise DatasetNotFoundError(msg + "; pass missing='skip' to leave such sequences out (listed in `.skipped`)")
+                    self.skipped.append(str(qd)); continue
+                for n in sorted(n for n in fr if peak - k < n <= peak): self._add(fr[n], y, sd.name, qd.name)
+                first = min(fr)
+                if neutral_first and first <= peak - k: self._add(fr[first], CLASSES.index('neutral'), sd.name, qd.name)
 
     def _init_ck48(self, base):
         for c in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -357,8 +424,7 @@ class AffectNet(LabeledImages):
                  crop:bool=False, # CSV layout: crop to the face box
                  transform=None, target_transform=None):
         _check_split(split, ('train', 'val'))
-        if n_classes not in (7, 8): raise ValueError(f"n_classes must be 7 or 8, got {n_classes!r}")
-        if missing not in ('error', 'skip'): raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        check_choice('n_classes', n_classes, (7, 8)); check_choice('missing', missing, ('error', 'skip'))
         self.root, self.split, self.transform, self.target_transform, self.crop = Path(root), split, transform, target_transform, crop
         self.classes = CLASSES if n_classes == 7 else EXT_CLASSES
         self.files, self.targets, self.boxes, self.valence, self.arousal, self.skipped = [], [], [], [], [], []
@@ -368,26 +434,25 @@ class AffectNet(LabeledImages):
         elif npyd.is_dir(): self.variant = 'npy'; self._init_npy(npyd)
         else: raise DatasetNotFoundError(f"AffectNet not found under {self.root}; expected {lists}/training.csv + validation.csv with images in "
                                          f"{self.root / 'Manually_Annotated_Images'}, or {self.root / 'train_set'}/images/<id>.jpg with annotations/<id>_exp.npy (and val_set/)")
+        _nonempty(self, lists if self.variant == 'csv' else npyd, f"images with expression codes 0-{len(self.classes) - 1}")
 
     def _keep(self, code): return code <= 6 or (code == 7 and len(self.classes) == 8)
 
     def _init_csv(self, p, missing):
         if not p.is_file(): raise DatasetNotFoundError(f"AffectNet list {p} not found")
-        with open(p, newline='') as f:
-            rd = csv.reader(f)
-            for row in rd:
-                if not row or row[0].strip() == 'subDirectory_filePath': continue
-                if len(row) != 9: raise _fmt_err(p, rd.line_num, f"{len(row)} fields, expected 9 ({AFFECTNET_HEADER_FIELDS})")
-                try: code, box = int(row[6]), [int(float(v)) for v in row[1:5]]
-                except ValueError: raise _fmt_err(p, rd.line_num, f"expression {row[6]!r} or the face box is not a number") from None
-                if not 0 <= code <= 10: raise _fmt_err(p, rd.line_num, f"expression {code} is outside 0-10")
-                if not self._keep(code): continue
-                img = self.root / 'Manually_Annotated_Images' / row[0]
-                if not img.is_file():
-                    if missing == 'error': raise DatasetNotFoundError(f"{p}, line {rd.line_num}: the image {img} listed for {row[0]} is missing (pass missing='skip' to skip and list such rows)")
-                    self.skipped.append(str(img)); continue
-                self.files.append(img); self.targets.append(canonical_label(AFFECTNET_CODES[code])); self.boxes.append(box)
-                self.valence.append(float(row[7])); self.arousal.append(float(row[8]))
+        for ln, row in _csv_records(p):
+            if not row or row[0].strip() == 'subDirectory_filePath': continue
+            if len(row) != 9: raise _fmt_err(p, ln, f"{len(row)} fields, expected 9 ({AFFECTNET_HEADER_FIELDS})")
+            try: code, box = int(row[6]), [int(float(v)) for v in row[1:5]]
+            except ValueError: raise _fmt_err(p, ln, f"expression {row[6]!r} or the face box is not a number") from None
+            if not 0 <= code <= 10: raise _fmt_err(p, ln, f"expression {code} is outside 0-10")
+            if not self._keep(code): continue
+            img = self.root / 'Manually_Annotated_Images' / row[0]
+            if not img.is_file():
+                if missing == 'error': raise DatasetNotFoundError(f"{p}, line {ln}: the image {img} listed for {row[0]} is missing (pass missing='skip' to skip and list such rows)")
+                self.skipped.append(str(img)); continue
+            self.files.append(img); self.targets.append(canonical_label(AFFECTNET_CODES[code])); self.boxes.append(box)
+            self.valence.append(float(row[7])); self.arousal.append(float(row[8]))
 
     def _init_npy(self, d):
         ann = d / 'annotations'
@@ -406,20 +471,24 @@ class AffectNet(LabeledImages):
         return im
 
 # %% ../../nbs/21_data.fer.ipynb #1b432bc5
-_PICKLE_ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-                   ('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')}
+_PICKLE_ALLOWED = {(m, n) for m in ('numpy.core.multiarray', 'numpy._core.multiarray') for n in ('_reconstruct', 'scalar')} | \
+                  {(m, '_frombuffer') for m in ('numpy.core.numeric', 'numpy._core.numeric')} | \
+                  {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')}
+
+class UnsafePickleError(DatasetFormatError, pickle.UnpicklingError):
+    "A pickle that asks for a global outside the allowed few (code could run): refused before anything runs."
 
 class RestrictedUnpickler(pickle.Unpickler):
-    "An unpickler that only builds dicts, lists, strings, numbers and NumPy arrays."
+    "An unpickler that only builds dicts, lists, strings, numbers and NumPy arrays (any pickle protocol, 0-5)."
     def find_class(self, module, name):
         if (module, name) in _PICKLE_ALLOWED: return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: only NumPy arrays and plain Python data are allowed in a CIFAR batch")
+        raise UnsafePickleError(f"refusing to load global {module}.{name}: only NumPy arrays and plain Python data are allowed in a CIFAR batch")
 
 def load_pickle(path) -> dict:
     "Load a CIFAR batch file safely (restricted unpickler, latin1 strings); keys decoded to `str`."
     with open(path, 'rb') as f:
         try: d = RestrictedUnpickler(f, encoding='latin1').load()
-        except pickle.UnpicklingError as e: raise pickle.UnpicklingError(f"{path}: {e}") from None
+        except UnsafePickleError as e: raise UnsafePickleError(f"{path}: {e}") from None
         except Exception as e: raise DatasetFormatError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e})") from None
     if not isinstance(d, dict): raise DatasetFormatError(f"{path}: expected a pickled dict, got {type(d).__name__}")
     return {(k.decode('latin1') if isinstance(k, bytes) else k): v for k, v in d.items()}
@@ -450,4 +519,5 @@ class CIFAR10(LabeledImages):
                 raise DatasetFormatError(f"{d / n}: 'labels' must be {len(x)} integers in 0-9")
             data.append(x); self.targets.extend(int(v) for v in y)
         self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)   # channel-planar → HWC
+        _nonempty(self, d, f"images in {', '.join(names)}")
     def _load(self, i): return Image.fromarray(self.data[i], 'RGB')

@@ -45,6 +45,9 @@ def _write_rows(path, header, rows, crlf=False, quote_all=False, trailing_newlin
 def write_fer2013(root, # the torchvision-style root: files go to `root/fer2013/`
                   files=('fer2013.csv',), # any of 'fer2013.csv', 'icml_face_data.csv', 'train.csv', 'test.csv'
                   quirk:bool=False, # CRLF line endings and double-quoted pixels in fer2013.csv
+                  rows:int=28, # data rows of fer2013.csv (the first `rows` of 28; 0 = header only)
+                  pixel_sep:str=' ', # separator between the pixel values in fer2013.csv
+                  pad_usage=(), # row numbers (0-based) whose Usage is written padded with spaces in fer2013.csv
                  ) -> dict:
     "Write FER2013 CSV fixtures; return the expected images (28, 48, 48), labels and usages."
     d = Path(root) / 'fer2013'
@@ -54,7 +57,9 @@ def write_fer2013(root, # the torchvision-style root: files go to `root/fer2013/
         d.mkdir(parents=True, exist_ok=True); nl = '\r\n' if quirk else '\n'
         with open(d / 'fer2013.csv', 'w', newline='') as f:
             f.write('emotion,pixels,Usage' + nl)
-            for e, p, u in zip(FER_LABELS, px, FER_USAGE): f.write(f'{e},"{p}",{u}{nl}' if quirk else f'{e},{p},{u}{nl}')
+            for k, (e, p, u) in enumerate(list(zip(FER_LABELS, px, FER_USAGE))[:rows]):
+                p, u = p.replace(' ', pixel_sep), f' {u} ' if k in pad_usage else u
+                f.write(f'{e},"{p}",{u}{nl}' if quirk else f'{e},{p},{u}{nl}')
     if 'icml_face_data.csv' in files:
         _write_rows(d / 'icml_face_data.csv', 'emotion, Usage, pixels', [[e, u, p] for e, p, u in zip(FER_LABELS, px, FER_USAGE)])
     if 'train.csv' in files:
@@ -112,6 +117,7 @@ RAF_NAMES = ('surprise', 'fear', 'disgust', 'happy', 'sad', 'angry', 'neutral') 
 def write_rafdb(root, # writes `root/basic/...`
                 crlf:bool=False, trailing_newline:bool=False, blank_line:bool=False, # line-ending quirks
                 missing_image:bool=False, bad_label:int|None=None, # error cases
+                empty:bool=False, corrupt_image:int|None=None, # an empty label file; image number k truncated
                 spelling:str='list_patition_label.txt', # the label file's (misspelt) name
                ) -> dict:
     "Write a RAF-DB basic fixture (14 train, 7 test); return {name: (raf label, image)}."
@@ -124,11 +130,13 @@ def write_rafdb(root, # writes `root/basic/...`
     for k, (n, l) in enumerate(zip(names, labels)):
         im = fixture_image(k, 100, 100, 3); out[n] = (l, im)
         if missing_image and k == 5: continue
-        Image.fromarray(im, 'RGB').save(base / 'Image' / 'aligned' / n.replace('.jpg', '_aligned.jpg'), 'JPEG', quality=95)
+        f = base / 'Image' / 'aligned' / n.replace('.jpg', '_aligned.jpg')
+        Image.fromarray(im, 'RGB').save(f, 'JPEG', quality=95)
+        if k == corrupt_image: f.write_bytes(f.read_bytes()[:600])
     nl = '\r\n' if crlf else '\n'
     lines = [f'{n} {l}' for n, l in zip(names, labels)]
     if blank_line: lines.insert(14, '')
-    (base / 'EmoLabel' / spelling).write_bytes((nl.join(lines) + (nl if trailing_newline else '')).encode('ascii'))
+    (base / 'EmoLabel' / spelling).write_bytes(b'' if empty else (nl.join(lines) + (nl if trailing_newline else '')).encode('ascii'))
     return out
 
 # %% ../../nbs/23_data.fixtures.ipynb #2d5d222a
@@ -139,6 +147,7 @@ CK_SEQUENCES = { # (subject, sequence) -> (number of frames, CK+ code or None fo
 
 def write_ckplus(root, # writes `root/cohn-kanade-images/...` and `root/Emotion/...`
                  rgb_subject:str='S014', # this subject's frames are stored as RGB PNGs
+                 missing_peak=(), # (subject, sequence) pairs whose last (peak) frame PNG is not written
                 ) -> dict:
     "Write a CK+ fixture (64×49 PNG frames); return {(subject, seq): (frames, code)} with the frame images."
     out, k = {}, 0
@@ -148,6 +157,7 @@ def write_ckplus(root, # writes `root/cohn-kanade-images/...` and `root/Emotion/
         for f in range(1, n + 1):
             im = fixture_image(k, 49, 64); k += 1; frames.append(im)
             pil = Image.fromarray(im, 'L')
+            if f == n and (s, q) in missing_peak: continue
             (pil.convert('RGB') if s == rgb_subject else pil).save(d / f'{s}_{q}_{f:08d}.png')
         if code is not None:
             e = Path(root) / 'Emotion' / s / q; e.mkdir(parents=True, exist_ok=True)
@@ -213,6 +223,7 @@ def write_cifar10(root, # writes `root/cifar-10-batches-py/`
                   n:int=3, # images per batch file
                   bytes_keys:bool=False, # dict keys as bytes
                   skip=(), # batch files not to write, e.g. ('data_batch_3',)
+                  protocol:int=2, # pickle protocol of every file (0-5)
                  ) -> dict:
     "Write CIFAR-10 python-pickle fixtures; return {'train': (images HWC, labels), 'test': (...)}."
     d = Path(root) / 'cifar-10-batches-py'; d.mkdir(parents=True, exist_ok=True)
@@ -226,7 +237,7 @@ def write_cifar10(root, # writes `root/cifar-10-batches-py/`
         if name in skip: continue
         batch = {K('batch_label'): f'{name} of fixture', K('labels'): labels,
                  K('data'): imgs.transpose(0, 3, 1, 2).reshape(n, -1), K('filenames'): [f'fake_{k + j}.png' for j in range(n)]}
-        with open(d / name, 'wb') as f: pickle.dump(batch, f, protocol=2)
+        with open(d / name, 'wb') as f: pickle.dump(batch, f, protocol=protocol)
     with open(d / 'batches.meta', 'wb') as f:
-        pickle.dump({K('label_names'): list(CIFAR_NAMES), K('num_cases_per_batch'): n, K('num_vis'): 3072}, f, protocol=2)
+        pickle.dump({K('label_names'): list(CIFAR_NAMES), K('num_cases_per_batch'): n, K('num_vis'): 3072}, f, protocol=protocol)
     return {s: (np.stack(v[0]), np.array(v[1])) for s, v in out.items()}

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from fastcore.basics import patch
-from ..core import check_number
+from ..core import check_choice, check_number
 
 # %% auto #0
-__all__ = ['CLASSES', 'FER2013_TRAIN_COUNTS', 'AU_NAMES', 'AU_PROTOTYPES', 'AU_JITTER', 'CONFUSIONS', 'hash_uniform',
-           'synth_latents', 'render_faces', 'SynthFER', 'montage']
+__all__ = ['CLASSES', 'FER2013_TRAIN_COUNTS', 'AU_NAMES', 'AU_PROTOTYPES', 'AU_JITTER', 'CONFUSIONS', 'LATENT_SKIP',
+           'hash_uniform', 'synth_latents', 'render_faces', 'SynthFER', 'latent_features', 'montage']
 
 # %% ../../nbs/20_data.synth.ipynb #0de4544a
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
@@ -290,8 +290,7 @@ class SynthFER(Dataset):
         check_number('n_identities', n_identities, lo=1, integer=True); check_number('occlusion', occlusion, lo=0, hi=1)
         check_number('duplicates', duplicates, lo=0, hi=0.5)
         if identity_seed is not None: check_number('identity_seed', identity_seed, lo=0, hi=2**63 - 1, integer=True)
-        if noise_mode not in ('symmetric', 'confusion'):
-            raise ValueError(f"noise_mode must be 'symmetric' or 'confusion', got {noise_mode!r}")
+        check_choice('noise_mode', noise_mode, ('symmetric', 'confusion'))
         self.n, self.seed, self.size, self.rgb, self.transform, self.target_transform = int(n), int(seed), int(size), bool(rgb), transform, target_transform
         self.options = dict(imbalance=imbalance, label_noise=label_noise, noise_mode=noise_mode, n_identities=int(n_identities),
                             identity_seed=identity_seed, occlusion=occlusion, duplicates=duplicates)
@@ -370,6 +369,17 @@ def tensors(self:SynthFER, idx=None):
     "`(X, y)`: float images (B, C, H, W) in [0, 1] and long labels, for quick in-memory training."
     idx = np.arange(self.n) if idx is None else np.asarray(idx).reshape(-1)
     return torch.from_numpy(self.images(idx)).float().div_(255), torch.from_numpy(self.targets[idx].astype(np.int64))
+
+# %% ../../nbs/20_data.synth.ipynb #0baee7ef
+LATENT_SKIP = ('label', 'clean_label', 'identity', 'intensity', 'class', 'duplicate_of', 'noise_key') # latents that are not features
+
+def latent_features(ds:SynthFER, # a SynthFER dataset
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    "SynthFER's generating parameters per sample (no label, identity, intensity or bookkeeping) as float32 (N, F), and the labels."
+    if not hasattr(ds, 'latent_table'): raise TypeError(f"latent_features needs a SynthFER dataset, got {type(ds).__name__}")
+    t = ds.latent_table()
+    cols = [c for c in t.columns if c not in LATENT_SKIP and t[c].dtype.kind in 'fiub']
+    return torch.tensor(t[cols].to_numpy(np.float32)), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
 
 # %% ../../nbs/20_data.synth.ipynb #9126dd0d
 def montage(images:np.ndarray, # uint8 images (B, C, H, W)
