@@ -71,6 +71,27 @@ def _add_at_target(z:torch.Tensor, y:torch.Tensor, delta, inplace:bool=False) ->
     delta = torch.as_tensor(delta, dtype=z.dtype, device=z.device).expand(len(y))
     return z.index_put_((torch.arange(len(y), device=z.device), y), delta, accumulate=True)
 
+def _shift_target(c:torch.Tensor, y2:torch.Tensor, s:float, shift:float, delta:float) -> torch.Tensor:
+    "s·(c + shift) with the constant `delta` added at the targets (i, y2_i): one pass and a scatter, autograd throughout."
+    z = torch.add(c, shift).mul_(s) if shift else c * s
+    return z.scatter_add_(1, y2, torch.full_like(y2, delta, dtype=z.dtype)) if delta else z
+
+class _SetTarget(torch.autograd.Function):
+    """s·(c + shift) with the targets set to `tval`. Backward: s·g off the targets; at the targets `tgrad`·g when given
+    (tval then a constant), else the gradient flows into `tval` (computed with autograd from the target cosines)."""
+    @staticmethod
+    def forward(ctx, c, y2, tval, tgrad, s:float, shift:float):
+        ctx.s, ctx.has_tgrad = s, tgrad is not None
+        ctx.save_for_backward(y2, tgrad if tgrad is not None else tval.new_empty(0))
+        z = torch.add(c, shift).mul_(s) if shift else c * s
+        return z.scatter_(1, y2, tval.to(z.dtype))
+    @staticmethod
+    def backward(ctx, g):
+        y2, tgrad = ctx.saved_tensors
+        gt = g.gather(1, y2)
+        gc = (g * ctx.s).scatter_(1, y2, gt * tgrad if ctx.has_tgrad else torch.zeros_like(gt))
+        return gc, None, None if ctx.has_tgrad else gt, None, None, None
+
 # %% ../../nbs/12_losses.margins.ipynb #3886eea9
 class PlainSoftmax(Margin):
     "No margin: the raw logits pass through (ψ(θ) = cos θ)."
@@ -107,25 +128,32 @@ class CosineMargin(Margin):
         self.grad_mode = check_choice("grad_mode", grad_mode, GRAD_MODES)
 
     needs_target = True
-    def _nontarget(self, c): return c  # cosine-unit transform of every column (elementwise)
-    def _scaled(self, c): return self.s * c  # s · nontarget(c), one pass
-    def _const_delta(self): return None  # the target change when it does not depend on cos θ_y (CosFace, DAMS)
+    constant_delta = False  # the target change s·(ψ(c) − nontarget(c)) does not depend on c (CosFace, DAMS, NormFace)
+    def _nontarget(self, c): return c  # cosine-unit transform of every column: c + shift
+    def _shift(self) -> float: return 0.  # the constant that `_nontarget` adds (DAMS: m)
+    def _psi_dpsi(self, c):  # (ψ(c), dψ/dc) for target cosines without autograd; None: no closed form
+        return self._psi_c(c), self._dpsi_c(c)
     def plain(self, c): return self.s * upcast(c)
 
     def _margin_logits(self, h, y, ht=None, inplace=False):
-        c = upcast(h)
-        cd = self._const_delta()
-        if cd is not None: return self._scaled(c) if cd == 0 else _add_at_target(self._scaled(c), y, cd, inplace=True)
-        ct = c.gather(1, y[:, None]).squeeze(1) if ht is None else upcast(ht)
-        delta = self.s * (self._psi_c(ct) - self._nontarget(ct))  # target: s·ψ(cos θ_y) in place of s·nontarget
-        if self.grad_mode == "detached": delta = delta.detach()
-        return _add_at_target(self._scaled(c), y, delta, inplace=True)  # _scaled makes a fresh tensor
+        c, y2, s, shift = upcast(h), y.reshape(-1, 1), self.s, self._shift()
+        if self.constant_delta:  # one pass: s·(c + shift), plus s·(ψ − nontarget) at the targets
+            return _shift_target(c, y2, s, shift, s * (self._psi_c(0.) - self._nontarget(0.)))
+        if ht is None:
+            with torch.no_grad(): pd = self._psi_dpsi(c.gather(1, y2))
+            if pd is not None:  # closed-form gradient at the targets: no autograd graph for the margin maths
+                dpsi = torch.ones_like(pd[1]) if self.grad_mode == "detached" else pd[1]
+                return _SetTarget.apply(c, y2, s * pd[0], s * dpsi, s, shift)
+            ct = c.gather(1, y2)
+        else: ct = upcast(ht).reshape(-1, 1)  # target cosines from x̂·Ŵ_y in float32 (autocast, many classes)
+        tval = s * self._psi_c(ct)
+        if self.grad_mode == "detached": return _SetTarget.apply(c, y2, tval.detach(), torch.full_like(tval, s), s, shift)
+        return _SetTarget.apply(c, y2, tval, None, s, shift)
 
 class NormSoftmax(CosineMargin):
     "Normalised softmax (NormFace): s·cos θ, no margin."
     label, settings = "NormFace (no margin)", (scale_setting(30.), GRAD_SETTING)
-    needs_target = False
-    def _const_delta(self): return 0.
+    needs_target, constant_delta = False, True
 
 # %% ../../nbs/12_losses.margins.ipynb #e337cd5e
 def _check_cos_margin(m):
@@ -142,9 +170,8 @@ class CosFace(CosineMargin):
                  m:float=0.35, # additive cosine margin, cosine units in [0, 2]
                  grad_mode:str="exact"): # "exact" or "detached"
         super().__init__(s, grad_mode); self.m = _check_cos_margin(m)
-    needs_target = False
+    needs_target, constant_delta = False, True
     def _psi_c(self, c): return psi_additive(c, self.m)
-    def _const_delta(self): return -self.s * self.m
 
 AMSoftmax = CosFace
 
@@ -168,6 +195,15 @@ class ArcFace(CosineMargin):
         self.m, self.fallback = m, check_choice("fallback", fallback, ARC_FALLBACKS)
     def _psi_c(self, c): return psi_arc(c, self.m, self.fallback)
     def _dpsi_c(self, c): return dpsi_arc(c, self.m, self.fallback)
+    def _psi_dpsi(self, c):  # ψ and dψ/dc sharing the clamp and the sine, in few small ops (the hot path)
+        eps, cm, sm, fb = cos_eps(c.dtype), math.cos(self.m), math.sin(self.m), self.fallback
+        cc = c.clamp(-1 + eps, 1 - eps)
+        sin = torch.rsub(cc * cc, 1.).clamp_min_(eps).sqrt_()
+        val, d = torch.add(cc * cm, sin, alpha=-sm), (cc / sin).mul_(sm).add_(cm)
+        if fb == "none": return val, d
+        keep = cc > (0. if fb == "easy" else -cm)
+        alt = cc - self.m * sm if fb == "hard" else cc if fb == "easy" else -1.
+        return torch.where(keep, val, alt), torch.where(keep, d, 0. if fb == "clamp" else 1.)
 
 # %% ../../nbs/12_losses.margins.ipynb #6906fda7
 DAM_FORMS = ("scaled", "tempered")
@@ -199,14 +235,20 @@ class DynamicAMSoftmax(CosineMargin):
             r = self.margin_fn(c)
             r = r.to(c) if isinstance(r, torch.Tensor) else torch.as_tensor(r, dtype=c.dtype, device=c.device)
             return r * torch.ones_like(c)
-        if self.form == "scaled": return self.m * torch.exp(1 - c) / self.lam
-        return self.m * torch.exp((1 - c) / self.lam)
+        if self.form == "scaled": return torch.exp(1 - c).mul_(self.m / self.lam)
+        return torch.exp((1 - c) / self.lam).mul_(self.m)
 
     def _psi_c(self, c):
         mi = self.margins(c)
         if self.detach: mi = mi.detach()
         self.last_margins = mi.detach()
         return c - mi
+
+    def _psi_dpsi(self, c):  # dψ/dc = 1 − dm_i/dc (1 when detached); a custom margin_fn has no closed form
+        if self.margin_fn is not None and not self.detach: return None
+        mi = self.margins(c); self.last_margins = mi
+        if self.detach: return c - mi, torch.ones_like(c)
+        return c - mi, 1 + (mi if self.form == "scaled" else mi / self.lam)
 
 # %% ../../nbs/12_losses.margins.ipynb #c0889f8d
 class DAMS(CosineMargin):
@@ -219,11 +261,10 @@ class DAMS(CosineMargin):
                  grad_mode:str="exact"): # "exact" or "detached"
         super().__init__(s, grad_mode); self.m = _check_cos_margin(m)
         if m > 1: raise ValueError(f"DAMS m is applied on both sides and must be in [0, 1], got {m!r}")
-    needs_target = False
+    needs_target, constant_delta = False, True
     def _psi_c(self, c): return psi_additive(c, self.m)
-    def _const_delta(self): return -2 * self.s * self.m  # s(cos − m) in place of s(cos + m)
-    def _nontarget(self, c): return c + self.m
-    def _scaled(self, c): return torch.add(torch.tensor(self.s * self.m, dtype=c.dtype, device=c.device), c, alpha=self.s)
+    def _nontarget(self, c): return c + self.m  # so the target change is s(cos − m) − s(cos + m) = −2sm
+    def _shift(self): return self.m
 
 DoubleAMSoftmax = DAMS
 
@@ -239,6 +280,10 @@ class LambdaSchedule:
     def __call__(self, step:int) -> float:
         "λ at `step` (≥ 0)."
         return max(self.lam_min, self.base * (1 + self.gamma * step) ** (-self.power))
+    def tensor(self, step:torch.Tensor):
+        "λ at the step held in the tensor `step`, without reading it on the host (a float when λ is constant)."
+        if self.gamma == 0 or self.power == 0 or self.base <= self.lam_min: return self(0)
+        return (self.base * (1 + self.gamma * step.double()) ** (-self.power)).clamp_min(self.lam_min)  # 0-d float64: does not promote
     def values(self, steps) -> np.ndarray:
         "λ for each step in `steps` (for plots)."
         return np.array([self(int(t)) for t in np.asarray(steps).reshape(-1)])
@@ -256,6 +301,58 @@ def _mult_settings(sched:dict) -> tuple:
             Setting("lam_gamma", "λ decay γ", sched["gamma"], 0., 1., 1e-5, doc="λ schedule: decay rate per step"),
             Setting("lam_power", "λ decay power", sched["power"], 0., 50., 1., doc="λ schedule: decay exponent"),
             Setting("lam_min", "λ floor", sched["lam_min"], 0., 20., 0.5, doc="λ schedule: floor"))
+
+def _cheb_tables(m:int) -> dict:
+    "Tables for integer m: the branch bounds cos(jπ/m) ascending, (−1)^k and 2k per branch, T_m and m·U_(m−1) in powers of c²."
+    tm = np.polynomial.chebyshev.cheb2poly([0] * m + [1]); dt = np.polynomial.polynomial.polyder(tm)
+    even = lambda p, par: [float(v) for v in p[par::2]][::-1]  # coefficients of c^par·P(c²), highest first
+    return dict(bounds=torch.tensor([math.cos(j * math.pi / m) for j in range(m - 1, 0, -1)]),
+                sign=torch.tensor([(-1.) ** k for k in range(m)]), off=torch.tensor([2. * k for k in range(m)]),
+                t=(m % 2, even(tm, m % 2)), dt=(1 - m % 2, even(dt, 1 - m % 2)))
+
+def _horner(c, c2, par_coefs):
+    "c^par · P(c²) by Horner's rule (in-place steps)."
+    par, co = par_coefs
+    r = c2 * co[0] if len(co) > 1 else torch.full_like(c, co[0])
+    for i, a in enumerate(co[1:]):
+        r.add_(a)
+        if i < len(co) - 2: r.mul_(c2)
+    return r.mul_(c) if par else r
+
+def _psi_dpsi_mult(c:torch.Tensor, m:float, tab:dict|None=None):
+    "ψ(c) = (−1)^k cos(mθ) − 2k and dψ/dc for clamped cosines `c`; with `_cheb_tables(m)` (integer m) in few small ops."
+    if tab is None:  # real m: through the angle
+        th = torch.acos(c)
+        k = torch.floor(th * (m / math.pi)).clamp_(0, max(math.ceil(m) - 1, 0))
+        sign = 1 - 2 * torch.remainder(k, 2)
+        return sign * torch.cos(m * th) - 2 * k, sign * (m * torch.sin(m * th) / torch.sin(th))
+    k = torch.bucketize(c, tab["bounds"]).neg_().add_(len(tab["bounds"]))  # branch k = #{j ≥ 1: cos θ ≤ cos(jπ/m)}
+    sign, c2 = tab["sign"][k], c * c
+    return torch.addcmul(-tab["off"][k], sign, _horner(c, c2, tab["t"])), sign.mul_(_horner(c, c2, tab["dt"]))
+
+class _MultTarget(torch.autograd.Function):
+    "Logits z with z_y = A_y·(λ c + ψ(c))/(1 + λ), A_y = ‖x‖‖W_y‖, c = z_y/A_y; closed-form backward into z, ‖x‖ and ‖W‖."
+    @staticmethod
+    def forward(ctx, z, xn, wn, y2, lam, m, tab):
+        wy = wn.reshape(-1)[y2]
+        at = (xn * wy).clamp_min(torch.finfo(z.dtype).tiny)
+        ctr = z.gather(1, y2) / at
+        eps = cos_eps(z.dtype); ct = ctr.clamp(-1 + eps, 1 - eps)
+        psi, dpsi = _psi_dpsi_mult(ct, m, tab)
+        w = lam / (1 + lam)  # target logit A_y·(w c + (1 − w) ψ(c))
+        g, dg = torch.lerp(psi, ct, w), dpsi.mul_(1 - w).add_(w)
+        ctx.save_for_backward(y2, xn, wy, dg, torch.addcmul(g, dg, ctr, value=-1))
+        ctx.n_w = wn.numel(); ctx.mark_dirty(z)
+        return z.scatter_(1, y2, at * g)
+    @staticmethod
+    def backward(ctx, go):
+        y2, xn, wy, dg, gat = ctx.saved_tensors
+        gt = go.gather(1, y2)
+        g_at = gt * gat  # ∂/∂A_y
+        gxn = g_at * wy if ctx.needs_input_grad[1] else None
+        gwn = (go.new_zeros(ctx.n_w).scatter_add_(0, y2.reshape(-1), (g_at * xn).reshape(-1))
+               if ctx.needs_input_grad[2] else None)
+        return go.clone().scatter_(1, y2, gt * dg), gxn, gwn, None, None, None, None
 
 class MultiplicativeMargin(Margin):
     "Base for L-/A-Softmax: z_y = A_y·(λ cos θ_y + ψ(θ_y))/(1 + λ), ψ piecewise; λ annealed per training step."
@@ -287,6 +384,12 @@ class MultiplicativeMargin(Margin):
             schedule = LambdaSchedule(base=lam, gamma=0., power=0., lam_min=0.)
         self.schedule = schedule or LambdaSchedule(**kw)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._tab = None if form == "general" else _cheb_tables(self.m)
+        for k in ("bounds", "sign", "off"):  # buffers, so they follow .to(device / dtype)
+            if self._tab: self.register_buffer("_cheb_" + k, self._tab[k], persistent=False)
+
+    def _tables(self):
+        return None if self._tab is None else dict(self._tab, bounds=self._cheb_bounds, sign=self._cheb_sign, off=self._cheb_off)
 
     @property
     def lam(self) -> float:
@@ -299,10 +402,12 @@ class MultiplicativeMargin(Margin):
 
     def _margin_logits(self, h, y, ht=None, inplace=False):
         z, xn, wn = upcast(h[0]), upcast(h[1]), upcast(h[2])
-        lam = self.lam
+        with torch.no_grad(): lam = self.schedule.tensor(self.step)
         if self.training: self.step += 1
-        if ht is None: zt, at = z.gather(1, y[:, None]).squeeze(1), xn.reshape(-1) * wn.reshape(-1)[y]
-        else: zt, at = upcast(ht[0]), upcast(ht[1])
+        if ht is None:
+            if not (inplace or z is not h[0]): z = z.clone()  # the Function writes the targets into z
+            return _MultTarget.apply(z, xn, wn, y.reshape(-1, 1), lam, self.m, self._tables())
+        zt, at = upcast(ht[0]), upcast(ht[1])  # target entries from x and W_y in float32 (autocast, many classes)
         ct = clamp_cos(zt / at.clamp_min(torch.finfo(at.dtype).tiny))
         delta = at * (lam * ct + self._psi_c(ct)) / (1 + lam) - zt  # target: A_y (λ cos + ψ)/(1 + λ)
         return _add_at_target(z, y, delta, ht is not None and (inplace or z is not h[0]))  # gather saved z: no in-place then
@@ -358,8 +463,8 @@ class MAM(Margin):
         z = upcast(z)
         with torch.no_grad():
             pred = z.argmax(1)
-            mv = (torch.bincount(pred, minlength=z.shape[1]).to(z.dtype) if self.reading == "class_density"
-                  else pred.sum().to(z.dtype)) + self.eps
+            mv = (z.new_zeros(z.shape[1]).scatter_add_(0, pred, torch.ones_like(pred, dtype=z.dtype))
+                  if self.reading == "class_density" else pred.sum().to(z.dtype)) + self.eps
             lo, hi, lb = self.clip[0], self.clip[1], math.log(self.log_base)
             mc = (mv.clamp(lo, hi).log() / lb if self.order == "clip_log" else (mv.log() / lb).clamp(lo, hi))
         mean = z.mean(0) if self.reading == "class_density" else z.mean()
