@@ -117,6 +117,9 @@ def log1m_pt(z:torch.Tensor, y:torch.Tensor, logpt:torch.Tensor, thresh:float=-0
     "log(1 − p_t) per sample: expm1 form where p_t is not near 1, exact masked logsumexp where it is."
     out = torch.log(-torch.expm1(logpt.clamp(max=thresh)))
     near = logpt > thresh
+    if torch.compiler.is_compiling():  # traced: no data-dependent branch, the exact form for every row
+        exact = torch.logsumexp(z.scatter(1, y[:, None], float("-inf")), 1) - torch.logsumexp(z, 1)
+        return torch.where(near, exact, out)
     if bool(near.any()):
         idx = near.nonzero().squeeze(1); zr, yr = z[idx], y[idx]
         other = zr.scatter(1, yr[:, None], float("-inf"))

@@ -87,6 +87,7 @@ class MarginLoss(nn.Module):
             raise ValueError(f"the margin works on {margin.space!r} but the head gives {getattr(head, 'space', None)!r}")
         self.head, self.margin, self.criterion, self.name = head, margin, criterion, name
         self.n_classes, self.embed_dim = head.weight.shape
+        criterion.check_classes(self.n_classes)  # the criterion's per-class weights, once (forward skips its checks)
 
     @property
     def weight(self) -> nn.Parameter: return self.head.weight  # (n_classes, embed_dim)

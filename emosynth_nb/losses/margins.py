@@ -343,7 +343,8 @@ class _MultTarget(torch.autograd.Function):
         g, dg = torch.lerp(psi, ct, w), dpsi.mul_(1 - w).add_(w)
         ctx.save_for_backward(y2, xn, wy, dg, torch.addcmul(g, dg, ctr, value=-1))
         ctx.n_w = wn.numel(); ctx.mark_dirty(z)
-        return z.scatter_(1, y2, at * g)
+        z.scatter_(1, y2, at * g)
+        return z
     @staticmethod
     def backward(ctx, go):
         y2, xn, wy, dg, gat = ctx.saved_tensors
