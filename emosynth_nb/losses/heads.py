@@ -48,7 +48,16 @@ class CosineHead(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_classes, embed_dim)); nn.init.normal_(self.weight, std=0.01)
     def forward(self, emb):
-        return _linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1), _fp32_matmul(emb, len(self.weight)))
+        if len(self.weight) >= 64:
+            return _linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1), _fp32_matmul(emb, len(self.weight)))
+        # few classes: x Wᵀ / (‖x‖‖W_j‖), fewer and smaller ops than normalising x and W first; float32 under autocast
+        if torch.is_autocast_enabled(emb.device.type):
+            with torch.autocast(emb.device.type, enabled=False): return self._few(upcast(emb))
+        return self._few(emb)
+    def _few(self, x):
+        w = self.weight if self.weight.dtype == x.dtype else self.weight.to(x.dtype)
+        xn = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)
+        return F.linear(x, w) / (xn * torch.linalg.vector_norm(w, dim=1).clamp_min(1e-12))
     def with_target(self, emb, y):
         "Cosines (N, C) and the target cosines (N,), the latter straight from x̂ and Ŵ_y in float32."
         xh, wh = F.normalize(emb, dim=1), F.normalize(self.weight, dim=1)
