@@ -74,6 +74,7 @@ def _add_at_target(z:torch.Tensor, y:torch.Tensor, delta, inplace:bool=False) ->
 def _shift_target(c:torch.Tensor, y2:torch.Tensor, s:float, shift:float, delta:float) -> torch.Tensor:
     "s·(c + shift) with the constant `delta` added at the targets (i, y2_i): one pass and a scatter, autograd throughout."
     z = torch.add(c, shift).mul_(s) if shift else c * s
+    if isinstance(delta, torch.Tensor): return z.scatter_add_(1, y2, delta.to(z.dtype))  # a per-sample constant (N, 1)
     return z.scatter_add_(1, y2, torch.full_like(y2, delta, dtype=z.dtype)) if delta else z
 
 class _SetTarget(torch.autograd.Function):
@@ -133,12 +134,16 @@ class CosineMargin(Margin):
     def _shift(self) -> float: return 0.  # the constant that `_nontarget` adds (DAMS: m)
     def _psi_dpsi(self, c):  # (ψ(c), dψ/dc) for target cosines without autograd; None: no closed form
         return self._psi_c(c), self._dpsi_c(c)
+    def _unit_grad(self) -> bool: return self.grad_mode == "detached"  # backward as if ψ(c) = c: a constant shift
     def plain(self, c): return self.s * upcast(c)
 
     def _margin_logits(self, h, y, ht=None, inplace=False):
         c, y2, s, shift = upcast(h), y.reshape(-1, 1), self.s, self._shift()
         if self.constant_delta:  # one pass: s·(c + shift), plus s·(ψ − nontarget) at the targets
             return _shift_target(c, y2, s, shift, s * (self._psi_c(0.) - self._nontarget(0.)))
+        if ht is None and self._unit_grad():  # the target change is a constant in the backward pass: plain autograd
+            with torch.no_grad(): ct = c.gather(1, y2); delta = (self._psi_c(ct) - self._nontarget(ct)).mul_(s)
+            return _shift_target(c, y2, s, shift, delta)
         if ht is None:
             with torch.no_grad(): pd = self._psi_dpsi(c.gather(1, y2))
             if pd is not None:  # closed-form gradient at the targets: no autograd graph for the margin maths
@@ -244,6 +249,7 @@ class DynamicAMSoftmax(CosineMargin):
         self.last_margins = mi.detach()
         return c - mi
 
+    def _unit_grad(self): return self.detach or super()._unit_grad()  # a detached margin: dψ/dc = 1
     def _psi_dpsi(self, c):  # dψ/dc = 1 − dm_i/dc (1 when detached); a custom margin_fn has no closed form
         if self.margin_fn is not None and not self.detach: return None
         mi = self.margins(c); self.last_margins = mi
