@@ -8,7 +8,7 @@ import math, numbers
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import check_number, check_labels, check_matrix
+from ..core import check_number, check_choice, check_labels, check_matrix
 from .functional import *
 
 # %% auto #0
@@ -21,36 +21,53 @@ class Criterion(nn.Module):
     "Base class: a loss on logits (N, C) and labels (N,) with `reduction` in `REDUCTIONS`."
     def __init__(self, reduction:str="mean"): # "mean", "sum" or "none"
         super().__init__()
-        if reduction not in REDUCTIONS: raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
 
     def _per_sample(self, z, y): raise NotImplementedError
     def _reduce(self, l): return l.mean() if self.reduction == "mean" else l.sum() if self.reduction == "sum" else l
     def _loss(self, z, y): return self._reduce(self._per_sample(z, y))  # unchecked: for modules that checked already
 
-    def check(self, z:torch.Tensor, y:torch.Tensor):
-        "Check logits (finite, float, (N, C) with C ≥ 2) and labels (N,) in [0, C)."
+    def check_classes(self, n_classes:int):
+        "Check the per-class settings (weights) against `n_classes`; composed losses call it once, at construction."
+
+    def check(self, z:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
+        "Check logits (finite, float, (N, C) with C ≥ 2) and labels (N,) in [0, C) of any integer dtype; the labels as long."
         check_matrix("logits", z)
         if z.shape[1] < 2: raise ValueError(f"logits must have at least 2 classes (columns), got shape {tuple(z.shape)}")
-        check_labels(y, z.shape[1], z.shape[0])
+        check_labels(y, z.shape[1], z.shape[0]); self.check_classes(z.shape[1])
+        return y if y.dtype == torch.long else y.long()
 
     def forward(self, z:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
         "The loss, reduced with `self.reduction`."
-        self.check(z, y); return self._loss(z, y)
+        return self._loss(z, self.check(z, y))
 
     def per_sample(self, z:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
         "Per-sample losses (N,), whose mean is the 'mean' loss."
-        self.check(z, y); return self._per_sample(z, y)
+        return self._per_sample(z, self.check(z, y))
 
     def loss_and_grad(self, z:torch.Tensor, y:torch.Tensor):
         "Per-sample losses (N,) and the gradient of their sum w.r.t. the logits (N, C)."
-        self.check(z, y); return logit_grad(self._per_sample, z, y)
+        return logit_grad(self._per_sample, z, self.check(z, y))
 
     def grad(self, z:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
         "Per-sample gradients w.r.t. the logits (N, C): row i is ∂(Σ_k loss_k)/∂z_i."
         return self.loss_and_grad(z, y)[1]
 
 # %% ../../nbs/11_losses.criteria.ipynb #3b295cf0
+def _class_weights(name, w):
+    "Per-class weights as a float32 1-D tensor (or None): finite, non-negative, not all zero."
+    if w is None: return None
+    w = torch.as_tensor(w, dtype=torch.float32).detach().clone()
+    if w.dim() != 1 or not torch.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+        bad = "NaN or infinite values" if w.dim() == 1 and not torch.isfinite(w).all() else f"{w.tolist() if w.numel() < 20 else tuple(w.shape)}"
+        lead = "None, a number in (0, 1], or " if name == "alpha" else ""
+        raise ValueError(f"{name} must be {lead}a 1-D tensor of C non-negative, finite weights, not all zero; got {bad}")
+    return w
+
+def _check_len(name, w, n_classes):
+    if w is not None and len(w) != n_classes:
+        raise ValueError(f"{name} has {len(w)} entries for {n_classes} classes; give one weight per class")
+
 class CrossEntropy(Criterion):
     "Softmax cross-entropy with optional label smoothing and class weights (PyTorch semantics)."
     def __init__(self, label_smoothing:float=0., # ε in [0, 1]: mass spread uniformly over all C classes
@@ -58,16 +75,10 @@ class CrossEntropy(Criterion):
                  reduction:str="mean"): # "mean", "sum" or "none"
         super().__init__(reduction)
         self.label_smoothing = check_number("label_smoothing", label_smoothing, 0, 1)
-        if class_weight is not None:
-            class_weight = torch.as_tensor(class_weight, dtype=torch.float32)
-            if class_weight.dim() != 1 or not torch.isfinite(class_weight).all() or (class_weight < 0).any():
-                raise ValueError("class_weight must be a 1-D tensor of C finite, non-negative weights")
-        self.register_buffer("class_weight", class_weight, persistent=False)
+        self.register_buffer("class_weight", _class_weights("class_weight", class_weight))  # in state_dict, follows .to()
 
-    def check(self, z, y):
-        super().check(z, y)
-        if self.class_weight is not None and len(self.class_weight) != z.shape[1]:
-            raise ValueError(f"class_weight has {len(self.class_weight)} entries but the logits have {z.shape[1]} classes")
+    def check_classes(self, n_classes):
+        _check_len("class_weight", self.class_weight, n_classes)
 
     def _cw(self, z): return None if self.class_weight is None else self.class_weight.to(compute_dtype(z))
     def _per_sample(self, z, y): return ce_per_sample(z, y, self.label_smoothing, self._cw(z))
@@ -82,17 +93,12 @@ class Focal(Criterion):
                  reduction:str="mean"): # "mean", "sum" or "none"
         super().__init__(reduction)
         self.gamma = check_number("gamma", gamma, 0)
-        if alpha is not None and not isinstance(alpha, numbers.Real):
-            alpha = torch.as_tensor(alpha, dtype=torch.float32)
-            if alpha.dim() != 1 or not torch.isfinite(alpha).all() or (alpha < 0).any():
-                raise ValueError("alpha must be None, a number in (0, 1], or a 1-D tensor of C non-negative weights")
-        elif alpha is not None: check_number("alpha", alpha, 0, 1, lo_open=True)
-        self.alpha = alpha
+        if alpha is not None and not isinstance(alpha, numbers.Real):  # per-class α: a buffer (state_dict, .to())
+            self.register_buffer("alpha", _class_weights("alpha", alpha))
+        else: self.alpha = None if alpha is None else check_number("alpha", alpha, 0, 1, lo_open=True)
 
-    def check(self, z, y):
-        super().check(z, y)
-        if isinstance(self.alpha, torch.Tensor) and len(self.alpha) != z.shape[1]:
-            raise ValueError(f"alpha has {len(self.alpha)} entries but the logits have {z.shape[1]} classes")
+    def check_classes(self, n_classes):
+        if isinstance(self.alpha, torch.Tensor): _check_len("alpha", self.alpha, n_classes)
 
     def _per_sample(self, z, y): return focal_per_sample(z, y, self.gamma, self.alpha)
 
@@ -108,7 +114,7 @@ class ThesisSCE(Criterion):
                  reduction:str="mean"): # "mean", "sum" or "none"
         super().__init__(reduction)
         self.a, self.b = check_number("a", a, 0), check_number("b", b, 0)
-        if alpha_mode not in SCE_ALPHA_MODES: raise ValueError(f"alpha_mode must be one of {SCE_ALPHA_MODES}, got {alpha_mode!r}")
+        check_choice("alpha_mode", alpha_mode, SCE_ALPHA_MODES)
         self.log_base = check_number("log_base", log_base, 0, lo_open=True)
         if log_base == 1: raise ValueError("log_base must be positive and not 1, got 1")
         self.alpha_mode, self.class_mean, self.detach = alpha_mode, bool(class_mean), bool(detach)

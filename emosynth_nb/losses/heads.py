@@ -12,11 +12,25 @@ from ..core import check_number, check_labels, check_matrix
 from .functional import upcast, cos_eps
 from .criteria import *
 from .margins import *
+from .margins import make_margin
 
 # %% auto #0
-__all__ = ['LOSS_NAMES', 'LinearHead', 'CosineHead', 'AngularHead', 'MarginLoss', 'make_loss']
+__all__ = ['LOSS_NAMES', 'LinearHead', 'CosineHead', 'safe_norm', 'AngularHead', 'MarginLoss', 'make_loss']
 
 # %% ../../nbs/13_losses.heads.ipynb #9cd031d5
+def _fp32_matmul(emb:torch.Tensor, n_classes:int) -> bool:
+    "Whether the head's matmul runs in float32 despite autocast: few classes (cheap) or a float64 input."
+    return n_classes < 64 and torch.is_autocast_enabled(emb.device.type)
+
+def _linear(x, w, fp32:bool, b=None):
+    "x Wᵀ (+ b): in float32 with autocast off when `fp32`; else W in x's dtype outside autocast, as autocast says inside."
+    if fp32:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(upcast(x), upcast(w), None if b is None else upcast(b))
+    if w.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+        w, b = w.to(x.dtype), (None if b is None else b.to(x.dtype))
+    return F.linear(x, w, b)
+
 class LinearHead(nn.Module):
     "Raw logits z = x Wᵀ (+ b), initialised like `nn.Linear`."
     space = "logits"
@@ -24,7 +38,7 @@ class LinearHead(nn.Module):
         super().__init__()
         lin = nn.Linear(embed_dim, n_classes, bias=bias)
         self.weight, self.bias = lin.weight, lin.bias
-    def forward(self, emb): return F.linear(emb, self.weight, self.bias)
+    def forward(self, emb): return _linear(emb, self.weight, _fp32_matmul(emb, len(self.weight)), self.bias)
     def with_target(self, emb, y): return self(emb), None  # logit margins need no target entries
 
 class CosineHead(nn.Module):
@@ -33,11 +47,26 @@ class CosineHead(nn.Module):
     def __init__(self, embed_dim:int, n_classes:int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_classes, embed_dim)); nn.init.normal_(self.weight, std=0.01)
-    def forward(self, emb): return F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
+    def forward(self, emb):
+        if len(self.weight) >= 64:
+            return _linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1), _fp32_matmul(emb, len(self.weight)))
+        # few classes: x Wᵀ / (‖x‖‖W_j‖), fewer and smaller ops than normalising x and W first; float32 under autocast
+        if torch.is_autocast_enabled(emb.device.type):
+            with torch.autocast(emb.device.type, enabled=False): return self._few(upcast(emb))
+        return self._few(emb)
+    def _few(self, x):
+        w = self.weight if self.weight.dtype == x.dtype else self.weight.to(x.dtype)
+        xn = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)
+        return F.linear(x, w) / (xn * torch.linalg.vector_norm(w, dim=1).clamp_min(1e-12))
     def with_target(self, emb, y):
-        "Cosines (N, C) and the target cosines (N,), the latter straight from x̂ and Ŵ_y (cheap to differentiate)."
+        "Cosines (N, C) and the target cosines (N,), the latter straight from x̂ and Ŵ_y in float32."
         xh, wh = F.normalize(emb, dim=1), F.normalize(self.weight, dim=1)
-        return F.linear(xh, wh), (upcast(xh) * upcast(wh)[y]).sum(1)
+        return F.linear(xh, wh), (upcast(xh) * upcast(wh)[y]).sum(1)  # (only used under autocast)
+
+def safe_norm(x:torch.Tensor) -> torch.Tensor:
+    "Row norms (N, 1) of `x` without overflow: the squares summed in float64 for float32 and narrower inputs."
+    if x.dtype == torch.float64: return torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    return torch.linalg.vector_norm(x, dim=1, keepdim=True, dtype=torch.float64).to(upcast(x).dtype)
 
 class AngularHead(nn.Module):
     "(z, ‖x‖, ‖W_j‖): raw logits and the norms, with W normalised when `normalize_weight` (A-Softmax)."
@@ -48,9 +77,10 @@ class AngularHead(nn.Module):
         self.normalize_weight = normalize_weight
     def _parts(self, emb):
         w = F.normalize(self.weight, dim=1) if self.normalize_weight else self.weight
-        xn = torch.linalg.vector_norm(upcast(emb), dim=1, keepdim=True)
-        wn = torch.ones(len(w), dtype=xn.dtype, device=xn.device) if self.normalize_weight else torch.linalg.vector_norm(upcast(w), dim=1)
-        return w, (F.linear(emb, w), xn, wn)
+        xn = safe_norm(emb)
+        wn = (torch.ones(len(w), dtype=xn.dtype, device=xn.device) if self.normalize_weight
+              else torch.linalg.vector_norm(w.to(xn.dtype), dim=1))
+        return w, (_linear(emb, w, _fp32_matmul(emb, len(w))), xn, wn)
     def forward(self, emb): return self._parts(emb)[1]
     def with_target(self, emb, y):
         "The head output and the target entries (z_y, ‖x‖‖W_y‖) computed from x and W_y directly."
@@ -66,6 +96,7 @@ class MarginLoss(nn.Module):
             raise ValueError(f"the margin works on {margin.space!r} but the head gives {getattr(head, 'space', None)!r}")
         self.head, self.margin, self.criterion, self.name = head, margin, criterion, name
         self.n_classes, self.embed_dim = head.weight.shape
+        criterion.check_classes(self.n_classes)  # the criterion's per-class weights, once (forward skips its checks)
 
     @property
     def weight(self) -> nn.Parameter: return self.head.weight  # (n_classes, embed_dim)
@@ -78,33 +109,48 @@ class MarginLoss(nn.Module):
 
     def _check(self, emb, y=None):
         "Cheap checks (types, shapes, label range in one sync); the detailed checks run only to explain a failure."
+        if torch.compiler.is_compiling(): return  # traced: shapes are guarded; check a batch eagerly first
         T = torch.Tensor
         ok = (isinstance(emb, T) and emb.dtype.is_floating_point and emb.dim() == 2 and emb.shape[1] == self.embed_dim
               and emb.shape[0] > 0)
         if ok and y is not None:
             ok = (isinstance(y, T) and y.dim() == 1 and len(y) == len(emb) and not y.dtype.is_floating_point
                   and y.dtype != torch.bool and not y.is_complex())
-            if ok: lo, hi = torch.aminmax(y); ok = 0 <= int(lo) and int(hi) < self.n_classes
+            if ok: lo, hi = torch.aminmax(y); ok = lo.item() >= 0 and hi.item() < self.n_classes
         if not ok:
             check_matrix("emb", emb, self.embed_dim)
             if y is not None: check_labels(y, self.n_classes, emb.shape[0])
 
     def _check_result(self, out, emb):
-        "Non-finite output: blame NaN/inf in `emb` with the usual message (finite inputs: return as is)."
+        "Non-finite output: blame NaN/inf in `emb` with the usual message, or say the embeddings are too large."
+        if torch.compiler.is_compiling(): return out
         fin = math.isfinite(out.item()) if out.dim() == 0 else bool(torch.isfinite(out).all())
-        if not fin: check_matrix("emb", emb, self.embed_dim)
+        if not fin:
+            check_matrix("emb", emb, self.embed_dim)
+            raise FloatingPointError(f"the loss {self.name!r} is not finite although emb is (largest |emb| = "
+                                     f"{float(emb.abs().max()):.3g}): the logits overflow {emb.dtype}; normalise or rescale the embeddings")
         return out
 
+    def _as_compute(self, emb):
+        "`emb` in the dtype the head computes in outside autocast: float64 if it or W is float64, else float32."
+        w = self.weight.dtype
+        if emb.dtype == w and w in (torch.float32, torch.float64): return emb
+        if torch.is_autocast_enabled(emb.device.type): return emb
+        return emb.to(torch.float64 if torch.float64 in (emb.dtype, w) else torch.float32)
+
     def forward(self, emb:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
-        "The scalar loss for embeddings `emb` (N, embed_dim) and labels `y` (N,)."
+        "The scalar loss for embeddings `emb` (N, embed_dim) and labels `y` (N,) of any integer dtype."
         self._check(emb, y)
-        # target entries straight from x and W_y pay off for many classes; for few, gathering them is cheaper
-        h, ht = self.head.with_target(emb, y) if self.margin.needs_target and self.n_classes >= 64 else (self.head(emb), None)
+        y = y if y.dtype == torch.long else y.long()
+        x = self._as_compute(emb)
+        # under autocast with many classes, the target entries come from x and W_y in float32 (few classes: all in float32)
+        fp = self.margin.needs_target and self.n_classes >= 64 and torch.is_autocast_enabled(x.device.type)
+        h, ht = self.head.with_target(x, y) if fp else (self.head.forward(x), None)  # (the head is ours: no hooks)
         return self._check_result(self.criterion._loss(self.margin._margin_logits(h, y, ht, inplace=True), y), emb)
 
     def logits(self, emb:torch.Tensor) -> torch.Tensor:
         "Margin-free logits (N, n_classes) for prediction."
-        self._check(emb); return self._check_result(self.margin.plain(self.head(emb)), emb)
+        self._check(emb); return self._check_result(self.margin.plain(self.head(self._as_compute(emb))), emb)
 
     def extra_repr(self): return f"name={self.name!r}"
 
@@ -131,19 +177,37 @@ def _split_name(name):
                          f"{tuple(MARGINS)} and a criterion in {tuple(CRITERIA)}")
     return mname, cname
 
+def _route(name, mname, cname, mkeys, ckeys, hkeys, margin_kw, criterion_kw, hparams):
+    "Split the settings of `make_loss` into (margin, criterion, head) keyword dicts."
+    parts = {"margin_kw": (margin_kw, mkeys, f"the margin {mname!r}"), "criterion_kw": (criterion_kw, ckeys, f"the criterion {cname!r}")}
+    out = {}
+    for arg, (kw, keys, what) in parts.items():
+        if kw is not None and not isinstance(kw, dict): raise TypeError(f"{arg} must be a dict of settings, got {type(kw).__name__}")
+        bad = [k for k in (kw or {}) if k not in keys]
+        if bad: raise TypeError(f"{arg} for {name!r}: {what} does not take {bad}; its settings are {keys}")
+        out[arg] = dict(kw or {})
+    mkw, ckw, hkw = out["margin_kw"], out["criterion_kw"], {}
+    for k, v in hparams.items():
+        where = [d for d, keys in ((mkw, mkeys), (ckw, ckeys), (hkw, hkeys)) if k in keys]
+        if not where: raise TypeError(f"{name!r} does not take {[k]}; allowed: {sorted(set(mkeys + ckeys + hkeys))}")
+        if len(where) > 1:
+            raise TypeError(f"{k!r} is a setting of both the margin {mname!r} and the criterion {cname!r}; say which part gets it: "
+                            f"make_loss({name!r}, ..., margin_kw={{{k!r}: {v!r}}}) or criterion_kw={{{k!r}: {v!r}}}")
+        if k in where[0]: raise TypeError(f"{k!r} is given twice for {name!r}: flat and in margin_kw/criterion_kw")
+        where[0][k] = v
+    return mkw, ckw, hkw
+
 def make_loss(name:str, # a name in `LOSS_NAMES` or "margin+criterion", e.g. "mam+sce"
               embed_dim:int, # embedding size D
               n_classes:int, # number of classes C ≥ 2
-              **hparams) -> MarginLoss: # hyper-parameters of the margin, criterion and head (`bias`)
+              margin_kw:dict|None=None, # settings for the margin only (see `margin_settings`)
+              criterion_kw:dict|None=None, # settings for the criterion only
+              **hparams) -> MarginLoss: # settings of the margin, criterion or head (`bias`), each declared by one part
     "Build the loss `name` as a `MarginLoss` module with class weights of shape (n_classes, embed_dim)."
     mname, cname = _split_name(name)
     check_number("embed_dim", embed_dim, 1, integer=True); check_number("n_classes", n_classes, 2, integer=True)
     mcls, ccls = MARGINS[mname], CRITERIA[cname]
-    mkeys, ckeys = _params(mcls), _params(ccls)
     hkeys = ["bias"] if mcls.space == "logits" else []
-    unknown = [k for k in hparams if k not in mkeys + ckeys + hkeys]
-    if unknown: raise TypeError(f"{name!r} does not take {unknown}; allowed: {sorted(set(mkeys + ckeys + hkeys))}")
-    bias = hparams.get("bias", mname == "softmax")
-    margin = mcls(**{k: v for k, v in hparams.items() if k in mkeys})
-    crit = ccls(**{k: v for k, v in hparams.items() if k in ckeys})
-    return MarginLoss(_head_for(mcls, int(embed_dim), int(n_classes), bias), margin, crit, name=name)
+    mkw, ckw, hkw = _route(name, mname, cname, _params(mcls), _params(ccls), hkeys, margin_kw, criterion_kw, hparams)
+    head = _head_for(mcls, int(embed_dim), int(n_classes), hkw.get("bias", mname == "softmax"))
+    return MarginLoss(head, make_margin(mname, **mkw), ccls(**ckw), name=name)

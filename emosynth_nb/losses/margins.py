@@ -4,22 +4,43 @@
 
 # %% ../../nbs/12_losses.margins.ipynb #784e3e34
 from __future__ import annotations
-import math, numbers, warnings
+import inspect, math, numbers, warnings
+from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import check_number
+from ..core import check_number, check_choice
 from .functional import *
 
 # %% auto #0
-__all__ = ['GRAD_MODES', 'AMSoftmax', 'DAM_FORMS', 'DoubleAMSoftmax', 'MULT_FORMS', 'SphereFace', 'MAM_READINGS', 'MAM_ORDERS',
-           'MARGINS', 'Margin', 'PlainSoftmax', 'SoftMargin', 'CosineMargin', 'NormSoftmax', 'CosFace', 'ArcFace',
-           'DynamicAMSoftmax', 'DAMS', 'LambdaSchedule', 'MultiplicativeMargin', 'LSoftmax', 'ASoftmax', 'MAM']
+__all__ = ['SETTING_UNITS', 'GRAD_MODES', 'GRAD_SETTING', 'AMSoftmax', 'DAM_FORMS', 'DoubleAMSoftmax', 'MULT_FORMS', 'SphereFace',
+           'MAM_READINGS', 'MAM_ORDERS', 'MARGINS', 'Setting', 'Margin', 'PlainSoftmax', 'SoftMargin', 'scale_setting',
+           'CosineMargin', 'NormSoftmax', 'CosFace', 'ArcFace', 'DynamicAMSoftmax', 'DAMS', 'LambdaSchedule',
+           'MultiplicativeMargin', 'LSoftmax', 'ASoftmax', 'MAM', 'margin_settings', 'make_margin']
+
+# %% ../../nbs/12_losses.margins.ipynb #e3d2e1d9
+SETTING_UNITS = ("rad", "cos", "logit", "int", "scale", "")
+
+@dataclass(frozen=True)
+class Setting:
+    "One setting of a margin, as a widget or the CLI offers it (`lo`, `hi`, `step`: the range shown; the class checks values)."
+    name:str # the constructor argument
+    label:str # display name, e.g. "margin m"
+    default:object # the constructor's default
+    lo:float|None=None # smallest value a slider offers
+    hi:float|None=None # largest value a slider offers
+    step:float|None=None # slider step
+    unit:str='' # one of `SETTING_UNITS` ('' for choices and plain numbers)
+    choices:tuple=() # the allowed values of a categorical setting
+    doc:str='' # one line: what it does
+    def __post_init__(self): check_choice("unit", self.unit, SETTING_UNITS)
 
 # %% ../../nbs/12_losses.margins.ipynb #b97cac7a
 class Margin(nn.Module):
     "Base class: a target-logit transform; subclasses set `space` and implement `_psi_c` and `forward`."
+    label = "margin"  # display name
+    settings:tuple = ()  # the `Setting`s a widget or the CLI may set, m first
     space = "logits"
     needs_target = False  # whether the margin reads the target entries (else the head need not supply them)
     def _psi_c(self, c:torch.Tensor) -> torch.Tensor: return c  # ψ as a function of the target cosine
@@ -50,14 +71,39 @@ def _add_at_target(z:torch.Tensor, y:torch.Tensor, delta, inplace:bool=False) ->
     delta = torch.as_tensor(delta, dtype=z.dtype, device=z.device).expand(len(y))
     return z.index_put_((torch.arange(len(y), device=z.device), y), delta, accumulate=True)
 
+def _shift_target(c:torch.Tensor, y2:torch.Tensor, s:float, shift:float, delta:float) -> torch.Tensor:
+    "s·(c + shift) with the constant `delta` added at the targets (i, y2_i): one pass and a scatter, autograd throughout."
+    z = torch.add(c, shift).mul_(s) if shift else c * s
+    if isinstance(delta, torch.Tensor): return z.scatter_add_(1, y2, delta.to(z.dtype))  # a per-sample constant (N, 1)
+    return z.scatter_add_(1, y2, torch.full_like(y2, delta, dtype=z.dtype)) if delta else z
+
+class _SetTarget(torch.autograd.Function):
+    """s·(c + shift) with the targets set to `tval`. Backward: s·g off the targets; at the targets `tgrad`·g when given
+    (tval then a constant), else the gradient flows into `tval` (computed with autograd from the target cosines)."""
+    @staticmethod
+    def forward(ctx, c, y2, tval, tgrad, s:float, shift:float):
+        ctx.s, ctx.has_tgrad = s, tgrad is not None
+        ctx.save_for_backward(y2, tgrad if tgrad is not None else tval.new_empty(0))
+        z = torch.add(c, shift).mul_(s) if shift else c * s
+        return z.scatter_(1, y2, tval.to(z.dtype))
+    @staticmethod
+    def backward(ctx, g):
+        y2, tgrad = ctx.saved_tensors
+        gt = g.gather(1, y2)
+        gc = (g * ctx.s).scatter_(1, y2, gt * tgrad if ctx.has_tgrad else torch.zeros_like(gt))
+        return gc, None, None if ctx.has_tgrad else gt, None, None, None
+
 # %% ../../nbs/12_losses.margins.ipynb #3886eea9
 class PlainSoftmax(Margin):
     "No margin: the raw logits pass through (ψ(θ) = cos θ)."
+    label, settings = "softmax (no margin)", ()
     space = "logits"
 
 # %% ../../nbs/12_losses.margins.ipynb #2a036b07
 class SoftMargin(Margin):
     "Soft-margin softmax: z_y − m on raw logits (thesis eq. 12)."
+    label = "soft margin"
+    settings = (Setting("m", "margin m", 0.5, 0., 3., 0.1, "logit", doc="subtracted from the target logit, ≥ 0"),)
     space = "logits"
     def __init__(self, m:float=0.5): # additive margin in logit units, ≥ 0
         super().__init__(); self.m = check_number("m", m, 0)
@@ -67,6 +113,11 @@ class SoftMargin(Margin):
 
 # %% ../../nbs/12_losses.margins.ipynb #da470c6f
 GRAD_MODES = ("exact", "detached")
+GRAD_SETTING = Setting("grad_mode", "gradient", "exact", choices=GRAD_MODES,
+                       doc="'detached': forward ψ, backward as if ψ(c) = c")
+def scale_setting(default:float) -> Setting:
+    "The scale s of a cosine margin as a `Setting` (the default differs between losses)."
+    return Setting("s", "scale s", default, 1., 64., 1., "scale", doc="logit = s × cosine, > 0")
 
 class CosineMargin(Margin):
     "Base for margins on normalised cosines: z_j = s·cos θ_j, z_y = s·ψ(θ_y)."
@@ -75,28 +126,39 @@ class CosineMargin(Margin):
                  grad_mode:str="exact"): # "exact" or "detached" (forward ψ, backward as if ψ(c) = c)
         super().__init__()
         self.s = check_number("s", s, 0, lo_open=True)
-        if grad_mode not in GRAD_MODES: raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
-        self.grad_mode = grad_mode
+        self.grad_mode = check_choice("grad_mode", grad_mode, GRAD_MODES)
 
     needs_target = True
-    def _nontarget(self, c): return c  # cosine-unit transform of every column (elementwise)
-    def _scaled(self, c): return self.s * c  # s · nontarget(c), one pass
-    def _const_delta(self): return None  # the target change when it does not depend on cos θ_y (CosFace, DAMS)
+    constant_delta = False  # the target change s·(ψ(c) − nontarget(c)) does not depend on c (CosFace, DAMS, NormFace)
+    def _nontarget(self, c): return c  # cosine-unit transform of every column: c + shift
+    def _shift(self) -> float: return 0.  # the constant that `_nontarget` adds (DAMS: m)
+    def _psi_dpsi(self, c):  # (ψ(c), dψ/dc) for target cosines without autograd; None: no closed form
+        return self._psi_c(c), self._dpsi_c(c)
+    def _unit_grad(self) -> bool: return self.grad_mode == "detached"  # backward as if ψ(c) = c: a constant shift
     def plain(self, c): return self.s * upcast(c)
 
     def _margin_logits(self, h, y, ht=None, inplace=False):
-        c = upcast(h)
-        cd = self._const_delta()
-        if cd is not None: return self._scaled(c) if cd == 0 else _add_at_target(self._scaled(c), y, cd, inplace=True)
-        ct = c.gather(1, y[:, None]).squeeze(1) if ht is None else upcast(ht)
-        delta = self.s * (self._psi_c(ct) - self._nontarget(ct))  # target: s·ψ(cos θ_y) in place of s·nontarget
-        if self.grad_mode == "detached": delta = delta.detach()
-        return _add_at_target(self._scaled(c), y, delta, inplace=True)  # _scaled makes a fresh tensor
+        c, y2, s, shift = upcast(h), y.reshape(-1, 1), self.s, self._shift()
+        if self.constant_delta:  # one pass: s·(c + shift), plus s·(ψ − nontarget) at the targets
+            return _shift_target(c, y2, s, shift, s * (self._psi_c(0.) - self._nontarget(0.)))
+        if ht is None and self._unit_grad():  # the target change is a constant in the backward pass: plain autograd
+            with torch.no_grad(): ct = c.gather(1, y2); delta = (self._psi_c(ct) - self._nontarget(ct)).mul_(s)
+            return _shift_target(c, y2, s, shift, delta)
+        if ht is None:
+            with torch.no_grad(): pd = self._psi_dpsi(c.gather(1, y2))
+            if pd is not None:  # closed-form gradient at the targets: no autograd graph for the margin maths
+                dpsi = torch.ones_like(pd[1]) if self.grad_mode == "detached" else pd[1]
+                return _SetTarget.apply(c, y2, s * pd[0], s * dpsi, s, shift)
+            ct = c.gather(1, y2)
+        else: ct = upcast(ht).reshape(-1, 1)  # target cosines from x̂·Ŵ_y in float32 (autocast, many classes)
+        tval = s * self._psi_c(ct)
+        if self.grad_mode == "detached": return _SetTarget.apply(c, y2, tval.detach(), torch.full_like(tval, s), s, shift)
+        return _SetTarget.apply(c, y2, tval, None, s, shift)
 
 class NormSoftmax(CosineMargin):
     "Normalised softmax (NormFace): s·cos θ, no margin."
-    needs_target = False
-    def _const_delta(self): return 0.
+    label, settings = "NormFace (no margin)", (scale_setting(30.), GRAD_SETTING)
+    needs_target, constant_delta = False, True
 
 # %% ../../nbs/12_losses.margins.ipynb #e337cd5e
 def _check_cos_margin(m):
@@ -106,19 +168,25 @@ def _check_cos_margin(m):
 
 class CosFace(CosineMargin):
     "AM-Softmax / CosFace: ψ(θ) = cos θ − m (thesis eq. 13–14)."
+    label = "CosFace / AM-Softmax"
+    settings = (Setting("m", "margin m", 0.35, 0., 1., 0.05, "cos", doc="subtracted from the target cosine, in [0, 2]"),
+                scale_setting(30.), GRAD_SETTING)
     def __init__(self, s:float=30., # scale s > 0
                  m:float=0.35, # additive cosine margin, cosine units in [0, 2]
                  grad_mode:str="exact"): # "exact" or "detached"
         super().__init__(s, grad_mode); self.m = _check_cos_margin(m)
-    needs_target = False
+    needs_target, constant_delta = False, True
     def _psi_c(self, c): return psi_additive(c, self.m)
-    def _const_delta(self): return -self.s * self.m
 
 AMSoftmax = CosFace
 
 # %% ../../nbs/12_losses.margins.ipynb #9418cc41
 class ArcFace(CosineMargin):
     "ArcFace (additive angular margin): ψ(θ) = cos(θ + m), m in radians, with a fallback past π − m."
+    label = "ArcFace"
+    settings = (Setting("m", "margin m", 0.5, 0., 1.5, 0.05, "rad", doc="added to the target angle, radians in [0, π/2]"),
+                scale_setting(64.), Setting("fallback", "fallback", "hard", choices=ARC_FALLBACKS, doc="ψ for θ > π − m"),
+                GRAD_SETTING)
     def __init__(self, s:float=64., # scale s > 0
                  m:float=0.5, # additive angular margin in RADIANS, in [0, π/2] (warns above, errors ≥ π)
                  fallback:str="hard", # for θ > π − m: "hard", "easy", "clamp" or "none"
@@ -129,16 +197,30 @@ class ArcFace(CosineMargin):
             raise ValueError(f"ArcFace m is in radians and must be in [0, π/2]; m={m!r} looks like degrees "
                              f"(use math.radians({m!r}) = {math.radians(m):.4f})")
         if m > math.pi / 2: warnings.warn(f"ArcFace m={m!r} rad is above π/2; margins are in radians (did you mean degrees?)")
-        if fallback not in ARC_FALLBACKS: raise ValueError(f"fallback must be one of {ARC_FALLBACKS}, got {fallback!r}")
-        self.m, self.fallback = m, fallback
+        self.m, self.fallback = m, check_choice("fallback", fallback, ARC_FALLBACKS)
     def _psi_c(self, c): return psi_arc(c, self.m, self.fallback)
     def _dpsi_c(self, c): return dpsi_arc(c, self.m, self.fallback)
+    def _psi_dpsi(self, c):  # ψ and dψ/dc sharing the clamp and the sine, in few small ops (the hot path)
+        eps, cm, sm, fb = cos_eps(c.dtype), math.cos(self.m), math.sin(self.m), self.fallback
+        cc = c.clamp(-1 + eps, 1 - eps)
+        sin = torch.rsub(cc * cc, 1.).clamp_min_(eps).sqrt_()
+        val, d = torch.add(cc * cm, sin, alpha=-sm), (cc / sin).mul_(sm).add_(cm)
+        if fb == "none": return val, d
+        keep = cc > (0. if fb == "easy" else -cm)
+        alt = cc - self.m * sm if fb == "hard" else cc if fb == "easy" else -1.
+        return torch.where(keep, val, alt), torch.where(keep, d, 0. if fb == "clamp" else 1.)
 
 # %% ../../nbs/12_losses.margins.ipynb #6906fda7
 DAM_FORMS = ("scaled", "tempered")
 
 class DynamicAMSoftmax(CosineMargin):
     "Dynamic additive margin (D. Zhou 2020): z_y = s(cos θ_y − m_i), m_i = f(cos θ_y), detached."
+    label = "dynamic AM-Softmax"
+    settings = (Setting("m", "margin m", 0.2, 0., 0.6, 0.05, "cos", doc="base margin m, cosine units ≥ 0"), scale_setting(30.),
+                Setting("lam", "λ", 2., 0.5, 10., 0.5, doc="temperature of the margin function, > 0"),
+                Setting("form", "form", "scaled", choices=DAM_FORMS, doc="'scaled': m·e^(1−cos)/λ, 'tempered': m·e^((1−cos)/λ)"),
+                Setting("detach", "detach margin", True, choices=(True, False), doc="margin a constant in the backward pass"),
+                GRAD_SETTING)
     def __init__(self, s:float=30., # scale s > 0
                  m:float=0.2, # base margin, cosine units ≥ 0
                  lam:float=2., # λ > 0 of the margin function
@@ -148,7 +230,7 @@ class DynamicAMSoftmax(CosineMargin):
                  grad_mode:str="exact"): # "exact" or "detached"
         super().__init__(s, grad_mode)
         self.m, self.lam = _check_cos_margin(m), check_number("lam", lam, 0, lo_open=True)
-        if form not in DAM_FORMS: raise ValueError(f"form must be one of {DAM_FORMS}, got {form!r}")
+        check_choice("form", form, DAM_FORMS)
         if margin_fn is not None and not callable(margin_fn): raise TypeError("margin_fn must be a callable cos -> margin")
         self.form, self.margin_fn, self.detach, self.last_margins = form, margin_fn, bool(detach), None
 
@@ -158,8 +240,8 @@ class DynamicAMSoftmax(CosineMargin):
             r = self.margin_fn(c)
             r = r.to(c) if isinstance(r, torch.Tensor) else torch.as_tensor(r, dtype=c.dtype, device=c.device)
             return r * torch.ones_like(c)
-        if self.form == "scaled": return self.m * torch.exp(1 - c) / self.lam
-        return self.m * torch.exp((1 - c) / self.lam)
+        if self.form == "scaled": return torch.exp(1 - c).mul_(self.m / self.lam)
+        return torch.exp((1 - c) / self.lam).mul_(self.m)
 
     def _psi_c(self, c):
         mi = self.margins(c)
@@ -167,19 +249,28 @@ class DynamicAMSoftmax(CosineMargin):
         self.last_margins = mi.detach()
         return c - mi
 
+    def _unit_grad(self): return self.detach or super()._unit_grad()  # a detached margin: dψ/dc = 1
+    def _psi_dpsi(self, c):  # dψ/dc = 1 − dm_i/dc (1 when detached); a custom margin_fn has no closed form
+        if self.margin_fn is not None and not self.detach: return None
+        mi = self.margins(c); self.last_margins = mi
+        if self.detach: return c - mi, torch.ones_like(c)
+        return c - mi, 1 + (mi if self.form == "scaled" else mi / self.lam)
+
 # %% ../../nbs/12_losses.margins.ipynb #c0889f8d
 class DAMS(CosineMargin):
     "Double additive margin softmax: s(cos θ_y − m) at the target, s(cos θ_j + m) elsewhere (eq. 15–16)."
+    label = "DAMS (double additive)"
+    settings = (Setting("m", "margin m", 0.175, 0., 1., 0.05, "cos", doc="on each side (target −m, others +m), in [0, 1]"),
+                scale_setting(30.), GRAD_SETTING)
     def __init__(self, s:float=30., # scale s > 0
                  m:float=0.175, # margin on each side, cosine units in [0, 1]; equals CosFace(2m)
                  grad_mode:str="exact"): # "exact" or "detached"
         super().__init__(s, grad_mode); self.m = _check_cos_margin(m)
         if m > 1: raise ValueError(f"DAMS m is applied on both sides and must be in [0, 1], got {m!r}")
-    needs_target = False
+    needs_target, constant_delta = False, True
     def _psi_c(self, c): return psi_additive(c, self.m)
-    def _const_delta(self): return -2 * self.s * self.m  # s(cos − m) in place of s(cos + m)
-    def _nontarget(self, c): return c + self.m
-    def _scaled(self, c): return torch.add(torch.tensor(self.s * self.m, dtype=c.dtype, device=c.device), c, alpha=self.s)
+    def _nontarget(self, c): return c + self.m  # so the target change is s(cos − m) − s(cos + m) = −2sm
+    def _shift(self): return self.m
 
 DoubleAMSoftmax = DAMS
 
@@ -195,6 +286,10 @@ class LambdaSchedule:
     def __call__(self, step:int) -> float:
         "λ at `step` (≥ 0)."
         return max(self.lam_min, self.base * (1 + self.gamma * step) ** (-self.power))
+    def tensor(self, step:torch.Tensor):
+        "λ at the step held in the tensor `step`, without reading it on the host (a float when λ is constant)."
+        if self.gamma == 0 or self.power == 0 or self.base <= self.lam_min: return self(0)
+        return (self.base * (1 + self.gamma * step.double()) ** (-self.power)).clamp_min(self.lam_min)  # 0-d float64: does not promote
     def values(self, steps) -> np.ndarray:
         "λ for each step in `steps` (for plots)."
         return np.array([self(int(t)) for t in np.asarray(steps).reshape(-1)])
@@ -203,6 +298,69 @@ class LambdaSchedule:
 # %% ../../nbs/12_losses.margins.ipynb #32d5c0c1
 MULT_FORMS = ("classic", "general")
 
+def _mult_settings(sched:dict) -> tuple:
+    "The settings of L-/A-Softmax, with the loss's own λ schedule as defaults."
+    return (Setting("m", "margin m", 4, 1, 6, 1, "int", doc="multiplies the target angle; an integer for form='classic'"),
+            Setting("form", "form", "classic", choices=MULT_FORMS, doc="'classic': integer m (Chebyshev), 'general': real m"),
+            Setting("lam", "λ (fixed)", None, 0., 20., 0.5, doc="hold λ at this value (0: the pure ψ); None: anneal it"),
+            Setting("lam_base", "λ at step 0", sched["base"], 0., 2000., 10., doc="λ schedule: start value"),
+            Setting("lam_gamma", "λ decay γ", sched["gamma"], 0., 1., 1e-5, doc="λ schedule: decay rate per step"),
+            Setting("lam_power", "λ decay power", sched["power"], 0., 50., 1., doc="λ schedule: decay exponent"),
+            Setting("lam_min", "λ floor", sched["lam_min"], 0., 20., 0.5, doc="λ schedule: floor"))
+
+def _cheb_tables(m:int) -> dict:
+    "Tables for integer m: the branch bounds cos(jπ/m) ascending, (−1)^k and 2k per branch, T_m and m·U_(m−1) in powers of c²."
+    tm = np.polynomial.chebyshev.cheb2poly([0] * m + [1]); dt = np.polynomial.polynomial.polyder(tm)
+    even = lambda p, par: [float(v) for v in p[par::2]][::-1]  # coefficients of c^par·P(c²), highest first
+    return dict(bounds=torch.tensor([math.cos(j * math.pi / m) for j in range(m - 1, 0, -1)]),
+                sign=torch.tensor([(-1.) ** k for k in range(m)]), off=torch.tensor([2. * k for k in range(m)]),
+                t=(m % 2, even(tm, m % 2)), dt=(1 - m % 2, even(dt, 1 - m % 2)))
+
+def _horner(c, c2, par_coefs):
+    "c^par · P(c²) by Horner's rule (in-place steps)."
+    par, co = par_coefs
+    r = c2 * co[0] if len(co) > 1 else torch.full_like(c, co[0])
+    for i, a in enumerate(co[1:]):
+        r.add_(a)
+        if i < len(co) - 2: r.mul_(c2)
+    return r.mul_(c) if par else r
+
+def _psi_dpsi_mult(c:torch.Tensor, m:float, tab:dict|None=None):
+    "ψ(c) = (−1)^k cos(mθ) − 2k and dψ/dc for clamped cosines `c`; with `_cheb_tables(m)` (integer m) in few small ops."
+    if tab is None:  # real m: through the angle
+        th = torch.acos(c)
+        k = torch.floor(th * (m / math.pi)).clamp_(0, max(math.ceil(m) - 1, 0))
+        sign = 1 - 2 * torch.remainder(k, 2)
+        return sign * torch.cos(m * th) - 2 * k, sign * (m * torch.sin(m * th) / torch.sin(th))
+    k = torch.bucketize(c, tab["bounds"]).neg_().add_(len(tab["bounds"]))  # branch k = #{j ≥ 1: cos θ ≤ cos(jπ/m)}
+    sign, c2 = tab["sign"][k], c * c
+    return torch.addcmul(-tab["off"][k], sign, _horner(c, c2, tab["t"])), sign.mul_(_horner(c, c2, tab["dt"]))
+
+class _MultTarget(torch.autograd.Function):
+    "Logits z with z_y = A_y·(λ c + ψ(c))/(1 + λ), A_y = ‖x‖‖W_y‖, c = z_y/A_y; closed-form backward into z, ‖x‖ and ‖W‖."
+    @staticmethod
+    def forward(ctx, z, xn, wn, y2, lam, m, tab):
+        wy = wn.reshape(-1)[y2]
+        at = (xn * wy).clamp_min(torch.finfo(z.dtype).tiny)
+        ctr = z.gather(1, y2) / at
+        eps = cos_eps(z.dtype); ct = ctr.clamp(-1 + eps, 1 - eps)
+        psi, dpsi = _psi_dpsi_mult(ct, m, tab)
+        w = lam / (1 + lam)  # target logit A_y·(w c + (1 − w) ψ(c))
+        g, dg = torch.lerp(psi, ct, w), dpsi.mul_(1 - w).add_(w)
+        ctx.save_for_backward(y2, xn, wy, dg, torch.addcmul(g, dg, ctr, value=-1))
+        ctx.n_w = wn.numel(); ctx.mark_dirty(z)
+        z.scatter_(1, y2, at * g)
+        return z
+    @staticmethod
+    def backward(ctx, go):
+        y2, xn, wy, dg, gat = ctx.saved_tensors
+        gt = go.gather(1, y2)
+        g_at = gt * gat  # ∂/∂A_y
+        gxn = g_at * wy if ctx.needs_input_grad[1] else None
+        gwn = (go.new_zeros(ctx.n_w).scatter_add_(0, y2.reshape(-1), (g_at * xn).reshape(-1))
+               if ctx.needs_input_grad[2] else None)
+        return go.clone().scatter_(1, y2, gt * dg), gxn, gwn, None, None, None, None
+
 class MultiplicativeMargin(Margin):
     "Base for L-/A-Softmax: z_y = A_y·(λ cos θ_y + ψ(θ_y))/(1 + λ), ψ piecewise; λ annealed per training step."
     space = "angular"
@@ -210,13 +368,14 @@ class MultiplicativeMargin(Margin):
     _default_schedule = dict(base=1000., gamma=0.12, power=1., lam_min=5.)
     def __init__(self, m:float=4, # multiplicative angular margin ≥ 1 (an integer for form="classic")
                  form:str="classic", # "classic" (integer m, Chebyshev) or "general" (real m, via acos)
+                 lam:float|None=None, # hold λ constant at this value (0: the pure ψ); None: the annealing schedule
                  lam_base:float|None=None, # λ schedule: λ at step 0 (None: the loss's default)
                  lam_gamma:float|None=None, # λ schedule: decay rate γ
                  lam_power:float|None=None, # λ schedule: decay exponent
                  lam_min:float|None=None, # λ schedule: floor
                  schedule:LambdaSchedule|None=None): # or a ready `LambdaSchedule` (overrides lam_*)
         super().__init__()
-        if form not in MULT_FORMS: raise ValueError(f"form must be one of {MULT_FORMS}, got {form!r}")
+        check_choice("form", form, MULT_FORMS)
         check_number("m", m, 1)
         if form == "classic" and not float(m).is_integer():
             raise ValueError(f"m must be an integer ≥ 1 for form='classic' (the paper's), got {m!r}; use form='general' for real m")
@@ -224,8 +383,20 @@ class MultiplicativeMargin(Margin):
         kw = {**self._default_schedule, **{k: v for k, v in dict(base=lam_base, gamma=lam_gamma, power=lam_power,
                                                                    lam_min=lam_min).items() if v is not None}}
         if schedule is not None and not isinstance(schedule, LambdaSchedule): raise TypeError("schedule must be a LambdaSchedule")
+        if lam is not None:
+            check_number("lam", lam, 0)
+            given = [k for k, v in dict(schedule=schedule, lam_base=lam_base, lam_gamma=lam_gamma, lam_power=lam_power,
+                                         lam_min=lam_min).items() if v is not None]
+            if given: raise ValueError(f"lam fixes λ, so the schedule settings {given} cannot be used with it; pass one or the other")
+            schedule = LambdaSchedule(base=lam, gamma=0., power=0., lam_min=0.)
         self.schedule = schedule or LambdaSchedule(**kw)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._tab = None if form == "general" else _cheb_tables(self.m)
+        for k in ("bounds", "sign", "off"):  # buffers, so they follow .to(device / dtype)
+            if self._tab: self.register_buffer("_cheb_" + k, self._tab[k], persistent=False)
+
+    def _tables(self):
+        return None if self._tab is None else dict(self._tab, bounds=self._cheb_bounds, sign=self._cheb_sign, off=self._cheb_off)
 
     @property
     def lam(self) -> float:
@@ -238,10 +409,12 @@ class MultiplicativeMargin(Margin):
 
     def _margin_logits(self, h, y, ht=None, inplace=False):
         z, xn, wn = upcast(h[0]), upcast(h[1]), upcast(h[2])
-        lam = self.lam
+        with torch.no_grad(): lam = self.schedule.tensor(self.step)
         if self.training: self.step += 1
-        if ht is None: zt, at = z.gather(1, y[:, None]).squeeze(1), xn.reshape(-1) * wn.reshape(-1)[y]
-        else: zt, at = upcast(ht[0]), upcast(ht[1])
+        if ht is None:
+            if not (inplace or z is not h[0]): z = z.clone()  # the Function writes the targets into z
+            return _MultTarget.apply(z, xn, wn, y.reshape(-1, 1), lam, self.m, self._tables())
+        zt, at = upcast(ht[0]), upcast(ht[1])  # target entries from x and W_y in float32 (autocast, many classes)
         ct = clamp_cos(zt / at.clamp_min(torch.finfo(at.dtype).tiny))
         delta = at * (lam * ct + self._psi_c(ct)) / (1 + lam) - zt  # target: A_y (λ cos + ψ)/(1 + λ)
         return _add_at_target(z, y, delta, ht is not None and (inplace or z is not h[0]))  # gather saved z: no in-place then
@@ -249,10 +422,12 @@ class MultiplicativeMargin(Margin):
 class LSoftmax(MultiplicativeMargin):
     "L-Softmax (Liu et al. 2016): ‖W_y‖‖x‖ψ(θ_y) on an unnormalised linear head (thesis eq. 11)."
     _default_schedule = dict(base=1000., gamma=2.5e-5, power=35., lam_min=0.)
+    label, settings = "L-Softmax", _mult_settings(_default_schedule)
 
 class ASoftmax(MultiplicativeMargin):
     "A-Softmax / SphereFace (Liu et al. 2017): ‖x‖ψ(θ_y) with normalised class weights (eq. 9–10)."
     _default_schedule = dict(base=1000., gamma=0.12, power=1., lam_min=5.)
+    label, settings = "A-Softmax / SphereFace", _mult_settings(_default_schedule)
 
 SphereFace = ASoftmax
 
@@ -262,6 +437,14 @@ MAM_ORDERS = ("clip_log", "log_clip")
 
 class MAM(Margin):
     "The thesis's MAM-SoftMax: z_y − M_U with M_U = mean(z) + M_c, M_c a clipped log of the ArgMax count."
+    label = "MAM-SoftMax (thesis)"
+    settings = (Setting("eps", "ε", 0.2, 0.05, 2., 0.05, doc="added to the ArgMax sum M_v, > 0"),
+                Setting("reading", "reading", "class_density", choices=MAM_READINGS, doc="per-class M_U or the literal scalar"),
+                Setting("order", "order", "clip_log", choices=MAM_ORDERS, doc="clip then log (algorithm) or log then clip (eq. 24)"),
+                Setting("log_base", "log base", 10., 2., 10., 0.5, doc="base of the log, > 0 and ≠ 1"),
+                Setting("clip", "clip (lo, hi)", (0., 4.), doc="clip bounds, 0 ≤ lo ≤ hi"),
+                Setting("margin_scale", "margin scale", 1., 0., 2., 0.1, "scale", doc="factor on M_U, ≥ 0 (0: plain softmax)"),
+                Setting("detach", "detach margin", True, choices=(True, False), doc="M_U a constant in the backward pass"))
     space = "logits"
     def __init__(self, eps:float=0.2, # ε added to the ArgMax sum M_v, > 0
                  reading:str="class_density", # "class_density" (per-class M_U) or "batch_index" (literal scalar)
@@ -272,8 +455,7 @@ class MAM(Margin):
                  detach:bool=True): # M_U a constant in the backward pass
         super().__init__()
         self.eps = check_number("eps", eps, 0, lo_open=True)
-        if reading not in MAM_READINGS: raise ValueError(f"reading must be one of {MAM_READINGS}, got {reading!r}")
-        if order not in MAM_ORDERS: raise ValueError(f"order must be one of {MAM_ORDERS}, got {order!r}")
+        check_choice("reading", reading, MAM_READINGS); check_choice("order", order, MAM_ORDERS)
         self.log_base = check_number("log_base", log_base, 0, lo_open=True)
         if log_base == 1: raise ValueError("log_base must be positive and not 1, got 1")
         if not (isinstance(clip, (tuple, list)) and len(clip) == 2): raise ValueError(f"clip must be a pair (lo, hi), got {clip!r}")
@@ -288,8 +470,8 @@ class MAM(Margin):
         z = upcast(z)
         with torch.no_grad():
             pred = z.argmax(1)
-            mv = (torch.bincount(pred, minlength=z.shape[1]).to(z.dtype) if self.reading == "class_density"
-                  else pred.sum().to(z.dtype)) + self.eps
+            mv = (z.new_zeros(z.shape[1]).scatter_add_(0, pred, torch.ones_like(pred, dtype=z.dtype))
+                  if self.reading == "class_density" else pred.sum().to(z.dtype)) + self.eps
             lo, hi, lb = self.clip[0], self.clip[1], math.log(self.log_base)
             mc = (mv.clamp(lo, hi).log() / lb if self.order == "clip_log" else (mv.log() / lb).clamp(lo, hi))
         mean = z.mean(0) if self.reading == "class_density" else z.mean()
@@ -308,5 +490,23 @@ class MAM(Margin):
 
 # %% ../../nbs/12_losses.margins.ipynb #f032d707
 MARGINS = {"softmax": PlainSoftmax, "soft_margin": SoftMargin, "l_softmax": LSoftmax, "a_softmax": ASoftmax,
-           "am_softmax": CosFace, "cosface": CosFace, "arcface": ArcFace, "dam_softmax": DynamicAMSoftmax,
+           "cosface": CosFace, "am_softmax": CosFace, "arcface": ArcFace, "dam_softmax": DynamicAMSoftmax,
            "dams": DAMS, "mam": MAM, "norm_softmax": NormSoftmax}
+
+# %% ../../nbs/12_losses.margins.ipynb #2169a5f0
+def _init_params(cls) -> list:
+    "Constructor arguments of `cls` (without self)."
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+def margin_settings(name:str) -> dict:
+    "The `Setting`s of the margin `name` (a key of `MARGINS`), keyed by setting name, m first."
+    return {st.name: st for st in MARGINS[check_choice("margin", name, MARGINS)].settings}
+
+def make_margin(name:str, # a key of `MARGINS`, e.g. 'arcface'
+                **settings) -> Margin: # the margin's settings (see `margin_settings(name)`)
+    "Build the margin `name` with `settings`; an unknown setting is a `TypeError` that lists the allowed ones."
+    cls = MARGINS[check_choice("margin", name, MARGINS)]
+    allowed = _init_params(cls)
+    unknown = [k for k in settings if k not in allowed]
+    if unknown: raise TypeError(f"margin {name!r} does not take {unknown}; its settings are {allowed}")
+    return cls(**settings)
