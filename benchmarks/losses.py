@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as H
 import torch
 import torch.nn.functional as F
+from emosynth_nb.core import check_choice
 from emosynth_nb.losses import make_loss, LOSS_NAMES
 
 SIZES = [(256, 128, 7), (4096, 128, 1000)]   # (N, d, C): the FER case, then a large face-recognition-like head
@@ -163,7 +164,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     H.pin_threads(a.threads)
     names = list(a.losses) if a.losses else list(LOSS_NAMES)
-    for n in names: H_check(n)
+    for n in names: check_choice("--losses", n, LOSS_NAMES)
     sizes = [tuple(int(v) for v in s.split(",")) for s in a.sizes] if a.sizes else (SIZES[:1] if a.quick else SIZES)
     rounds = a.rounds or (3 if a.quick else 30)
     max_time = a.max_time if a.max_time is not None else (20. if a.quick else 240.)
@@ -186,11 +187,6 @@ def main(argv=None):
     print(table(rows))
     print(f"\nwrote {path} and {path.with_suffix('.csv')} ({info['total_cpu_s']} CPU s, {info['total_wall_s']} wall s)")
     return 0
-
-
-def H_check(n):
-    from emosynth_nb.core import check_choice
-    check_choice("loss", n, LOSS_NAMES)
 
 
 if __name__ == "__main__":
