@@ -68,6 +68,10 @@ def quiet_compile():
         import torch._inductor.config as ic
         ic.compile_threads = 1   # no pool of compile workers on a shared machine
     except Exception: pass
+    import torch._dynamo.config as dc
+    # every loss instance is its own guard entry on MarginLoss.forward: without this dynamo silently runs the
+    # 9th and later losses eagerly; with `fail_on_recompile_limit_hit` a fallback is an error the row reports
+    dc.recompile_limit = 1024; dc.accumulated_recompile_limit = 8192; dc.fail_on_recompile_limit_hit = True
 
 
 def bench_size(N, d, C, names, rounds, max_time, compile_, compile_budget, use_pml, seed=0, log=print):
@@ -90,10 +94,10 @@ def bench_size(N, d, C, names, rounds, max_time, compile_, compile_budget, use_p
                 notes[n] = "not compiled: --compile-budget spent"; continue
             try:
                 if n == "ref":
-                    f = torch.compile(lambda: F.cross_entropy(S * F.linear(F.normalize(x), F.normalize(W)), y))
+                    f = torch.compile(dynamic=False)(lambda: F.cross_entropy(S * F.linear(F.normalize(x), F.normalize(W)), y))
                     c = closure(f, [x, W])
                 else:
-                    cm = torch.compile(mods[n]); c = closure(lambda cm=cm: cm(x, y), [x, *mods[n].parameters()])
+                    cm = torch.compile(mods[n], dynamic=False); c = closure(lambda cm=cm: cm(x, y), [x, *mods[n].parameters()])
                 cpu, wall, _ = H.time_once(c)
                 c(); c()   # a recompile on the second call (grad set / None) happens here, not in the timing
                 compile_budget[0] -= wall; compile_s[n] = (cpu, wall)
