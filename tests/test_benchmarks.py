@@ -134,3 +134,15 @@ def test_gpu_tiny_runs_on_cpu_and_writes_json(tmp_path):
         assert nb["status"] == "skipped" and "CUDA" in nb["reason"]
     assert any(f.endswith(".ipynb") for f in nb["found"])                # it found the notebooks with #| gpu cells
     assert "Short training run" in out
+
+
+def test_agree_matches_rows_and_flags_disagreement():
+    import agree
+    a = [{"loss": "arcface", "N": 256, "d": 128, "C": 7, "ratio_median": 1.00, "pml_ratio": 2.0},
+         {"loss": "cosface", "N": 256, "d": 128, "C": 7, "ratio_median": 1.30, "pml_ratio": None}]
+    b = [{"loss": "cosface", "N": 256, "d": 128, "C": 7, "ratio_median": 1.50},
+         {"loss": "arcface", "N": 256, "d": 128, "C": 7, "ratio_median": 1.05, "pml_ratio": 2.1}]
+    res = {(dict(k)["loss"], c): (d, ok) for k, c, _, _, d, ok in agree.agree(a, b, tol=0.10)}
+    assert set(res) == {("arcface", "ratio_median"), ("arcface", "pml_ratio"), ("cosface", "ratio_median")}
+    assert res["arcface", "ratio_median"][1] and not res["cosface", "ratio_median"][1]
+    assert res["cosface", "ratio_median"][0] == pytest.approx(0.2 / 1.4)
