@@ -45,16 +45,26 @@ def pin_threads(n=1):
 
 
 def make_clock(kind="cpu"):
-    """A function returning seconds: 'cpu' = this process's CPU time (all its threads), 'wall' = perf_counter,
-    'cuda' = perf_counter after `torch.cuda.synchronize()` (so a timed call includes its queued kernels)."""
+    """A function returning seconds: 'cpu' = this process's CPU time (all its threads), 'cpu+children' = that plus
+    the CPU time of finished (joined) child processes such as DataLoader workers, 'wall' = perf_counter,
+    'cuda' = perf_counter after `torch.cuda.synchronize()` (so a timed call includes its queued kernels); a callable
+    is used as the clock itself."""
+    if callable(kind): return kind   # e.g. a fake clock in tests
     if kind == "cpu": return time.process_time
+    if kind == "cpu+children":
+        import resource
+        def clock():
+            c = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return time.process_time() + c.ru_utime + c.ru_stime
+        return clock
     if kind == "wall": return time.perf_counter
     if kind == "cuda":
         import torch
         def clock():
             torch.cuda.synchronize(); return time.perf_counter()
         return clock
-    raise ValueError(f"clock must be one of 'cpu', 'wall', 'cuda'; got {kind!r}")
+    from emosynth_nb.core import check_choice
+    check_choice("clock", kind, ("cpu", "cpu+children", "wall", "cuda"))
 
 
 # ---------------------------------------------------------------- statistics
@@ -137,8 +147,8 @@ def compare(candidates, reference, rounds=20, warmup=2, min_rounds=3, max_time=N
     up to `rounds` timed rounds, stopping early once `max_time` wall seconds have passed and at least `min_rounds`
     rounds are done. `setup`, if given, is called before every timed sample (e.g. to zero gradients), untimed.
     Returns {name: Result} for every candidate but the reference, in the order given."""
-    if reference not in candidates:
-        raise ValueError(f"reference must be one of the candidates {list(candidates)}; got {reference!r}")
+    from emosynth_nb.core import check_choice
+    check_choice("reference", reference, candidates)
     clk = make_clock(clock)
     others = [k for k in candidates if k != reference]
     if not others: raise ValueError("compare needs at least one candidate besides the reference")

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as H
 import torch
 import torch.nn.functional as F
+from emosynth_nb.core import check_choice
 from emosynth_nb.losses import make_loss, LOSS_NAMES
 
 SIZES = [(256, 128, 7), (4096, 128, 1000)]   # (N, d, C): the FER case, then a large face-recognition-like head
@@ -67,6 +68,10 @@ def quiet_compile():
         import torch._inductor.config as ic
         ic.compile_threads = 1   # no pool of compile workers on a shared machine
     except Exception: pass
+    import torch._dynamo.config as dc
+    # every loss instance is its own guard entry on MarginLoss.forward: without this dynamo silently runs the
+    # 9th and later losses eagerly; with `fail_on_recompile_limit_hit` a fallback is an error the row reports
+    dc.recompile_limit = 1024; dc.accumulated_recompile_limit = 8192; dc.fail_on_recompile_limit_hit = True
 
 
 def bench_size(N, d, C, names, rounds, max_time, compile_, compile_budget, use_pml, seed=0, log=print):
@@ -89,10 +94,10 @@ def bench_size(N, d, C, names, rounds, max_time, compile_, compile_budget, use_p
                 notes[n] = "not compiled: --compile-budget spent"; continue
             try:
                 if n == "ref":
-                    f = torch.compile(lambda: F.cross_entropy(S * F.linear(F.normalize(x), F.normalize(W)), y))
+                    f = torch.compile(dynamic=False)(lambda: F.cross_entropy(S * F.linear(F.normalize(x), F.normalize(W)), y))
                     c = closure(f, [x, W])
                 else:
-                    cm = torch.compile(mods[n]); c = closure(lambda cm=cm: cm(x, y), [x, *mods[n].parameters()])
+                    cm = torch.compile(mods[n], dynamic=False); c = closure(lambda cm=cm: cm(x, y), [x, *mods[n].parameters()])
                 cpu, wall, _ = H.time_once(c)
                 c(); c()   # a recompile on the second call (grad set / None) happens here, not in the timing
                 compile_budget[0] -= wall; compile_s[n] = (cpu, wall)
@@ -163,7 +168,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     H.pin_threads(a.threads)
     names = list(a.losses) if a.losses else list(LOSS_NAMES)
-    for n in names: H_check(n)
+    for n in names: check_choice("--losses", n, LOSS_NAMES)
     sizes = [tuple(int(v) for v in s.split(",")) for s in a.sizes] if a.sizes else (SIZES[:1] if a.quick else SIZES)
     rounds = a.rounds or (3 if a.quick else 30)
     max_time = a.max_time if a.max_time is not None else (20. if a.quick else 240.)
@@ -186,11 +191,6 @@ def main(argv=None):
     print(table(rows))
     print(f"\nwrote {path} and {path.with_suffix('.csv')} ({info['total_cpu_s']} CPU s, {info['total_wall_s']} wall s)")
     return 0
-
-
-def H_check(n):
-    from emosynth_nb.core import check_choice
-    check_choice("loss", n, LOSS_NAMES)
 
 
 if __name__ == "__main__":
