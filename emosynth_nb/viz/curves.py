@@ -19,7 +19,7 @@ __all__ = ['slider_figure', 'psi_figure', 'dpsi_figure', 'dynamic_margin_figure'
            'boundary_circle_figure', 'loss_pt_figure', 'sce_terms_figure', 'contour_figure', 'scale_figure',
            'psi_slider_figure', 'boundary_slider_figure', 'focal_slider_figure', 'contour_slider_figure']
 
-# %% ../../nbs/51_viz.curves.ipynb #654cd138
+# %% ../../nbs/51_viz.curves.ipynb #b029c9e9
 def _as_list(traces): return list(traces.data) if isinstance(traces, go.Figure) else list(traces)
 
 def slider_figure(traces_at, # function value -> list of plotly traces (the same number and kinds for every value)
@@ -37,13 +37,25 @@ def slider_figure(traces_at, # function value -> list of plotly traces (the same
     names = [fmt.format(v) for v in values]
     frames = [go.Frame(data=_as_list(traces_at(v)), name=n) for v, n in zip(values, names)]
     fig = go.Figure(data=frames[active].data, frames=frames, layout=layout or {})
+    if fig.layout.legend.orientation == "h": fig.update_layout(legend=_legend("top right"))  # the slider goes below
     steps = [dict(method="animate", label=n, args=[[n], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                                                transition=dict(duration=0))]) for n in names]
     fig.update_layout(sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=f"{label} = "),
                                     pad=dict(t=40), len=0.9, x=0.05)])
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #232aa1ae
+# %% ../../nbs/51_viz.curves.ipynb #2d679bd2
+_CORNERS = {"top right": (0.99, "right", 0.99, "top"), "top left": (0.01, "left", 0.99, "top"),
+            "bottom right": (0.99, "right", 0.01, "bottom"), "bottom left": (0.01, "left", 0.01, "bottom")}
+
+def _legend(where:str="below") -> dict:
+    "A plotly legend inside the figure: 'below' the plot (horizontal rows) or in a corner of the plot ('top right', ...)."
+    check_choice("where", where, ("below", *_CORNERS))
+    if where == "below": return dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top")
+    x, xa, y, ya = _CORNERS[where]
+    return dict(x=x, xanchor=xa, y=y, yanchor=ya, bgcolor="rgba(255,255,255,0.75)", bordercolor="#ddd", borderwidth=1)
+
+# %% ../../nbs/51_viz.curves.ipynb #a0d0f6ab
 def _zone_shapes(zones:dict # from `psi_zones`
                 ) -> list: # plotly layout shapes
     "Shaded rectangles over rising zones and dashed lines at jumps (x in degrees)."
@@ -53,13 +65,13 @@ def _zone_shapes(zones:dict # from `psi_zones`
                  line=dict(color="rgba(214,39,40,0.7)", dash="dash", width=1)) for t in zones["jumps"]]
     return out
 
-# %% ../../nbs/51_viz.curves.ipynb #df138c9f
+# %% ../../nbs/51_viz.curves.ipynb #0c3a912c
 def _branch_shapes(margin) -> list:
     "Dotted vertical lines at the branch ends kπ/m of L-/A-Softmax's piecewise ψ (none for other margins)."
     return [dict(type="line", xref="x", yref="paper", x0=math.degrees(t), x1=math.degrees(t), y0=0, y1=1,
                  line=dict(color="rgba(100,100,100,0.6)", dash="dot", width=1)) for t in branch_ends(margin)]
 
-# %% ../../nbs/51_viz.curves.ipynb #601f7571
+# %% ../../nbs/51_viz.curves.ipynb #4d46741c
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 def _psi_traces(margin, # a margin from `emosynth_nb.losses`
@@ -80,21 +92,21 @@ def _cos_trace(theta=None) -> go.Scatter:
     return go.Scatter(x=np.degrees(theta), y=np.cos(theta), mode="lines", name="cos θ (softmax)",
                       line=dict(color="gray", dash="dot", width=1.5))
 
-# %% ../../nbs/51_viz.curves.ipynb #90dd205c
+# %% ../../nbs/51_viz.curves.ipynb #f77864c8
 def _psi_layout(title:str="Target logit ψ(θ)", yrange=(-2.2, 1.1)) -> dict:
     "Shared layout of ψ(θ) figures: θ in degrees on [0, 180], ψ in cosine units."
-    return dict(title=title, height=380, margin=dict(t=50, b=40), legend=dict(x=1.02, y=1),
+    return dict(title=title, height=380, margin=dict(t=50, b=40), legend=_legend("top right"),
                 xaxis=dict(title="θ (degrees) between feature and target class vector", range=[0, 180], dtick=30),
                 yaxis=dict(title="ψ(θ) (cosine units, before ×s)", range=list(yrange) if yrange else None))
 
-# %% ../../nbs/51_viz.curves.ipynb #930807c7
+# %% ../../nbs/51_viz.curves.ipynb #e6ef63c1
 def _describe(margin, *names) -> str:
     "The margin's label and the current values of its settings `names` (those it has)."
     vals = [f"{k}={getattr(margin, k):g}" if isinstance(getattr(margin, k), (int, float)) else f"{k}={getattr(margin, k)}"
             for k in names if hasattr(margin, k)]
     return type(margin).label + (f" ({', '.join(vals)})" if vals else "")
 
-# %% ../../nbs/51_viz.curves.ipynb #27fa93b7
+# %% ../../nbs/51_viz.curves.ipynb #9aa4b291
 def _mam_after_batch(seed:int=0, n:int=64, n_classes:int=7):
     "A MAM margin that has seen one seeded synthetic batch of cosine logits (so its ψ uses that batch's M_U)."
     g = torch.Generator().manual_seed(seed)
@@ -112,7 +124,7 @@ def _default_margins() -> dict:
     out["MAM-SoftMax (after one synthetic batch)"] = _mam_after_batch()
     return out
 
-# %% ../../nbs/51_viz.curves.ipynb #7b29d451
+# %% ../../nbs/51_viz.curves.ipynb #d9f01ec1
 def psi_figure(margins:dict|None=None, # {label: margin}; default: every margin at its defaults
                theta=None, # angles (radians)
                zones:bool=True # shade non-monotone zones and jumps, dot L-/A-Softmax's branch ends
@@ -125,10 +137,10 @@ def psi_figure(margins:dict|None=None, # {label: margin}; default: every margin 
     for i, (k, mg) in enumerate(margins.items()):
         fig.add_traces(_psi_traces(mg, theta, k, _COLORS[i % 10], "dash" if i >= 10 else None))
         if zones: shapes += _zone_shapes(psi_zones(theta, psi_values(mg, theta))) + _branch_shapes(mg)
-    fig.update_layout(shapes=shapes, height=460)
+    fig.update_layout(shapes=shapes, height=560, legend=_legend("below"))  # 11 entries: rows below the plot
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #7563aeb4
+# %% ../../nbs/51_viz.curves.ipynb #7cfb9480
 def dpsi_figure(margins:dict|None=None, # {label: margin}; default CosFace, ArcFace (two fallbacks), L-Softmax
                 theta=None # angles (radians); default the inner points of `theta_grid()`
                ) -> go.Figure:
@@ -143,19 +155,19 @@ def dpsi_figure(margins:dict|None=None, # {label: margin}; default CosFace, ArcF
     fig.update_yaxes(type="log", title="|dψ/dcos θ|", range=None)
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #11d0ffce
+# %% ../../nbs/51_viz.curves.ipynb #43903c07
 def dynamic_margin_figure(margins:dict|None=None # {label: DynamicAMSoftmax}; default both forms
                          ) -> go.Figure:
     "Per-sample margin m_i of the dynamic AM-Softmax against the target cosine."
     if margins is None: margins = {f"form={f}": DynamicAMSoftmax(form=f) for f in ("scaled", "tempered")}
-    fig = go.Figure(layout=dict(title="Dynamic margin m_i = f(cos θ_y)", height=360, margin=dict(t=50, b=40),
+    fig = go.Figure(layout=dict(title="Dynamic margin m_i = f(cos θ_y)", height=360, margin=dict(t=50, b=40), legend=_legend("top right"),
                                 xaxis=dict(title="target cosine cos θ_y"), yaxis=dict(title="margin m_i (cosine units)")))
     for i, (k, mg) in enumerate(margins.items()):
         c, mi = dynamic_margin_values(mg)
         fig.add_scatter(x=c, y=mi, name=k, line=dict(color=_COLORS[i % 10]))
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #c82c8f38
+# %% ../../nbs/51_viz.curves.ipynb #c88159f7
 def mam_margin_figure(batch:int=64, # batch size of the left panel
                       n_classes:int=7, # number of classes C
                       eps:float=0.2 # MAM's ε
@@ -172,10 +184,11 @@ def mam_margin_figure(batch:int=64, # batch size of the left panel
     fig.update_xaxes(title_text="samples predicted as the class (of a batch of %d)" % batch, row=1, col=1)
     fig.update_xaxes(title_text="batch size (random predictions)", type="log", row=1, col=2)
     fig.update_yaxes(title_text="M_U (logit units; mean(z) ≈ 0 here)", row=1, col=1)
-    fig.update_layout(height=380, margin=dict(t=60, b=40), title=f"MAM's margin (ε = {eps}, clip = (0, 4), log base 10)")
+    fig.update_layout(height=440, margin=dict(t=60, b=40), title=f"MAM's margin (ε = {eps}, clip = (0, 4), log base 10)",
+                      legend=_legend("below"))
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #d376a0ca
+# %% ../../nbs/51_viz.curves.ipynb #535946da
 def _rgba(hex_, a): h = hex_.lstrip("#"); return f"rgba({int(h[:2],16)},{int(h[2:4],16)},{int(h[4:],16)},{a})"
 
 def _plane_traces(margin, # a margin from `emosynth_nb.losses`
@@ -196,15 +209,15 @@ def _plane_traces(margin, # a margin from `emosynth_nb.losses`
                            name=f"{name}: class 2 satisfied", **kw)]
     return [go.Scatter(x=d1, y=d2, name=name, **kw), go.Scatter(x=d2, y=d1, name=name, showlegend=False, **kw)]
 
-# %% ../../nbs/51_viz.curves.ipynb #ac5f4901
+# %% ../../nbs/51_viz.curves.ipynb #17323701
 def _plane_layout(title:str="Decision boundaries in the (θ₁, θ₂) plane") -> dict:
     "Layout of (θ₁, θ₂) figures: degrees, with the softmax boundary θ₁ = θ₂ dotted."
-    return dict(title=title, height=470, width=560, margin=dict(t=50, b=40), legend=dict(orientation="h", y=-0.18),
+    return dict(title=title, height=470, margin=dict(t=50, b=40), legend=_legend("bottom right"),
                 xaxis=dict(title="θ₁ (degrees, to class 1)", range=[0, 180], dtick=30),
                 yaxis=dict(title="θ₂ (degrees, to class 2)", range=[0, 180], dtick=30),
                 shapes=[dict(type="line", x0=0, y0=0, x1=180, y1=180, line=dict(color="gray", dash="dot", width=1))])
 
-# %% ../../nbs/51_viz.curves.ipynb #cbdff54b
+# %% ../../nbs/51_viz.curves.ipynb #e6202843
 def boundary_plane_figure(margins:dict, # {name: margin}; the first is shaded, the rest drawn as lines
                           dashes:dict|None=None # optional {name: dash style}
                          ) -> go.Figure:
@@ -215,7 +228,7 @@ def boundary_plane_figure(margins:dict, # {name: margin}; the first is shaded, t
                                      (dashes or {}).get(k), fill=i == 0))
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #1682f17e
+# %% ../../nbs/51_viz.curves.ipynb #3d86cd8a
 def _circle_traces(margin, # a margin from `emosynth_nb.losses`
                    n_classes:int=3, # classes, evenly spaced unless `class_angles` is given
                    class_angles=None, # class directions in radians
@@ -237,10 +250,10 @@ def _circle_traces(margin, # a margin from `emosynth_nb.losses`
 
 def _circle_layout(title:str="Margins on the circle (2-D features)") -> dict:
     "Layout of circle figures."
-    return dict(title=title, height=400, width=480, margin=dict(t=60, b=20),
+    return dict(title=title, height=400, margin=dict(t=60, b=20), legend=_legend("top right"),
                 polar=dict(radialaxis=dict(visible=False, range=[0, 1.1]), angularaxis=dict(dtick=45)))
 
-# %% ../../nbs/51_viz.curves.ipynb #6bd6bf56
+# %% ../../nbs/51_viz.curves.ipynb #1758f3c6
 def boundary_circle_figure(margin, # a margin from `emosynth_nb.losses`
                            n_classes:int=3, # classes, evenly spaced unless `class_angles` is given
                            class_angles=None # class directions in radians
@@ -248,7 +261,7 @@ def boundary_circle_figure(margin, # a margin from `emosynth_nb.losses`
     "Where each of `n_classes` classes satisfies its margin on the unit circle of 2-D features."
     return go.Figure(_circle_traces(margin, n_classes, class_angles), layout=_circle_layout())
 
-# %% ../../nbs/51_viz.curves.ipynb #37da85c7
+# %% ../../nbs/51_viz.curves.ipynb #d63f71b6
 def _default_criteria() -> dict:
     "The criteria of the loss-vs-p_t pictures at their usual settings, keyed by a label."
     return {"CE": CrossEntropy(), "label smoothing ε=0.1": CrossEntropy(label_smoothing=0.1),
@@ -272,11 +285,11 @@ def _loss_pt_layout(n_classes:int=7, title:str|None=None) -> dict:
     fig = make_subplots(2, 2, shared_xaxes=True, vertical_spacing=0.08, horizontal_spacing=0.08, subplot_titles=(
         "confident-wrong sample: loss", "uncertain sample: loss", "confident-wrong: ‖∂L/∂z‖₂", "uncertain: ‖∂L/∂z‖₂"))
     fig.update_xaxes(title_text="target probability p_t", row=2)
-    fig.update_layout(height=520, margin=dict(t=70, b=40), legend=dict(x=1.02, y=1),
+    fig.update_layout(height=520, margin=dict(t=70, b=40), legend=_legend("top right"),
                       title=title or f"Loss and gradient against p_t (C = {n_classes} classes)")
     return fig.layout.to_plotly_json()
 
-# %% ../../nbs/51_viz.curves.ipynb #c77fb0b8
+# %% ../../nbs/51_viz.curves.ipynb #b527138e
 def loss_pt_figure(criteria:dict|None=None, # {name: criterion}; default CE, label smoothing, focal, SCE, symmetric CE
                    n_classes:int=7 # number of classes
                   ) -> go.Figure:
@@ -284,7 +297,7 @@ def loss_pt_figure(criteria:dict|None=None, # {name: criterion}; default CE, lab
     criteria = _default_criteria() if criteria is None else criteria
     return go.Figure(_loss_pt_traces(criteria, n_classes), layout=_loss_pt_layout(n_classes))
 
-# %% ../../nbs/51_viz.curves.ipynb #8e744971
+# %% ../../nbs/51_viz.curves.ipynb #3ff0b49d
 def sce_terms_figure(n_classes:int=7 # number of classes C
                     ) -> go.Figure:
     "SCE's weight w, α and proposed term against p_t, confident-wrong vs uncertain."
@@ -296,10 +309,11 @@ def sce_terms_figure(n_classes:int=7 # number of classes C
             fig.add_scatter(x=r["p_t"], y=r[k], name=lab, legendgroup=k, showlegend=j == 0,
                             line=dict(color=_COLORS[i]), row=1, col=j + 1)
     fig.update_xaxes(title_text="target probability p_t")
-    fig.update_layout(height=380, margin=dict(t=70, b=40), title=f"The thesis's SCE term by term (C = {n_classes})")
+    fig.update_layout(height=380, margin=dict(t=70, b=40), title=f"The thesis's SCE term by term (C = {n_classes})",
+                      legend=_legend("top right"))
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #daf6c6b5
+# %% ../../nbs/51_viz.curves.ipynb #66c9c6fa
 def _contour_trace(crit, margin=None, n_classes:int=7, lim:float=6.0, n:int=41, **kw) -> go.Contour:
     "A plotly contour of `contour_grid`."
     a, L = contour_grid(crit, margin, n_classes, lim, n)
@@ -313,7 +327,7 @@ def _default_contour_losses() -> dict:
             "CosFace m=0.35, s=10 (cosines)": (CosFace(s=10, m=0.35), CrossEntropy()),
             "ArcFace m=0.5, s=10 (cosines)": (ArcFace(s=10, m=0.5), CrossEntropy())}
 
-# %% ../../nbs/51_viz.curves.ipynb #beb5ecf4
+# %% ../../nbs/51_viz.curves.ipynb #600884c8
 def contour_figure(losses:dict|None=None, # {name: criterion or (margin, criterion)}; default CE, focal, SCE, LS, CosFace, ArcFace
                    n_classes:int=7, # number of classes C
                    lim:float=6.0, # logit range [-lim, lim] of the criteria's maps
@@ -333,7 +347,7 @@ def contour_figure(losses:dict|None=None, # {name: criterion or (margin, criteri
     fig.update_layout(height=320 * rows, margin=dict(t=70, b=40), title=f"Contour loss (C = {n_classes}, other logits 0)")
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #aff60690
+# %% ../../nbs/51_viz.curves.ipynb #e2682825
 def scale_figure(ps=(0.9, 0.99, 0.999), # target probabilities P, one curve each
                  n_classes=(2, 7, 100, 10000), # class counts, one curve each in the right panel
                  m:float=0.0, # additive cosine margin (cosine units)
@@ -353,10 +367,11 @@ def scale_figure(ps=(0.9, 0.99, 0.999), # target probabilities P, one curve each
     fig.update_xaxes(type="log", title_text="number of classes C", row=1, col=1)
     fig.update_xaxes(title_text="target probability P", row=1, col=2)
     fig.update_yaxes(title_text="smallest scale s", row=1, col=1)
-    fig.update_layout(height=380, title=f"Scale needed to reach P (additive margin m = {m})", margin=dict(t=70))
+    fig.update_layout(height=460, title=f"Scale needed to reach P (additive margin m = {m})", margin=dict(t=70),
+                      legend=_legend("below"))
     return fig
 
-# %% ../../nbs/51_viz.curves.ipynb #d50533ec
+# %% ../../nbs/51_viz.curves.ipynb #91618d20
 def _m_setting(name:str):
     "The `m` setting of the margin `name`; a clear error for margins without one."
     st = margin_settings(name).get("m")
@@ -373,7 +388,7 @@ def _slider_args(st) -> dict:
     "The label and number format of a slider over the setting `st`."
     return dict(label=st.name + (f" [{st.unit}]" if st.unit else ""), fmt="{:.%df}" % max(0, -math.floor(math.log10(st.step))))
 
-# %% ../../nbs/51_viz.curves.ipynb #bd7b62ed
+# %% ../../nbs/51_viz.curves.ipynb #0c4629d1
 def psi_slider_figure(name:str="arcface", # margin name (a key of `MARGINS`) with a margin m
                       values=None, # margin values m for the slider (default: 11 values over the margin's range)
                       **hp # other settings of the margin
@@ -387,7 +402,7 @@ def psi_slider_figure(name:str="arcface", # margin name (a key of `MARGINS`) wit
     lo = min(float(np.nanmin(f.data[0].y)) for f in fig.frames)
     return fig.update_yaxes(range=[min(-1.1, lo - 0.1), 1.1])
 
-# %% ../../nbs/51_viz.curves.ipynb #ca413d9a
+# %% ../../nbs/51_viz.curves.ipynb #65c84c5e
 def boundary_slider_figure(name:str="cosface", # margin name (a key of `MARGINS`) with a margin m
                            values=None, # margin values m for the slider (default: 8 values over the margin's range)
                            **hp # other settings of the margin
@@ -398,7 +413,7 @@ def boundary_slider_figure(name:str="cosface", # margin name (a key of `MARGINS`
     return slider_figure(lambda m: _plane_traces(make_margin(name, m=float(m), **hp), label), values, **_slider_args(st),
                          layout=_plane_layout(f"{label}: margin band in the (θ₁, θ₂) plane"))
 
-# %% ../../nbs/51_viz.curves.ipynb #d7425a0a
+# %% ../../nbs/51_viz.curves.ipynb #36b22514
 def focal_slider_figure(values=(0, 0.5, 1, 2, 3, 5), # focal γ values for the slider
                         n_classes:int=7 # number of classes C
                        ) -> go.Figure:
@@ -410,7 +425,7 @@ def focal_slider_figure(values=(0, 0.5, 1, 2, 3, 5), # focal γ values for the s
     return slider_figure(traces, values, "γ", fmt="{:g}", active=3,
                          layout=_loss_pt_layout(n_classes, f"Focal loss (γ) against p_t, C = {n_classes}"))
 
-# %% ../../nbs/51_viz.curves.ipynb #dafe072d
+# %% ../../nbs/51_viz.curves.ipynb #bba95922
 def contour_slider_figure(name:str="arcface", # margin name (a key of `MARGINS`) with a margin m
                           values=None, # margin values m for the slider (default: 7 values over the margin's range)
                           n_classes:int=7, # number of classes C
@@ -421,6 +436,6 @@ def contour_slider_figure(name:str="arcface", # margin name (a key of `MARGINS`)
     values = _setting_values(st, 7) if values is None else values
     sc = f" (s = {hp['s']:g})" if "s" in hp else ""
     lay = dict(title=f"{MARGINS[name].label} + CE{sc}: loss over (target cos, strongest other cos)", height=420,
-               width=560, xaxis=dict(title="target cos θ_y"), yaxis=dict(title="strongest other cos θ_n"))
+               xaxis=dict(title="target cos θ_y"), yaxis=dict(title="strongest other cos θ_n"))
     return slider_figure(lambda m: [_contour_trace(CrossEntropy(), make_margin(name, m=float(m), **hp), n_classes, n=31)],
                          values, **_slider_args(st), layout=lay)

@@ -35,14 +35,14 @@ def _subsample(y:torch.Tensor, max_points:int|None, seed:int=0) -> torch.Tensor:
         keep.append(idx[torch.randperm(len(idx), generator=g)[:max(1, int(round(frac * len(idx))))]])
     return torch.cat(keep).sort().values
 
-# %% ../../nbs/53_viz.features.ipynb #f81497b5
-def _sphere_surface(n:int=24) -> go.Surface:
+# %% ../../nbs/53_viz.features.ipynb #b8fd6d1d
+def _sphere_surface(n:int=16) -> go.Surface:
     "A translucent grey unit sphere (no hover, no colour bar)."
     u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 2 * n), np.linspace(0, np.pi, n))
     return go.Surface(x=np.cos(u) * np.sin(v), y=np.sin(u) * np.sin(v), z=np.cos(v), opacity=0.15, showscale=False,
                       colorscale=[[0, '#bbbbbb'], [1, '#bbbbbb']], hoverinfo='skip', name='unit sphere', showlegend=False)
 
-# %% ../../nbs/53_viz.features.ipynb #8413058a
+# %% ../../nbs/53_viz.features.ipynb #848227d6
 def _sphere_traces(emb, y, classes=None, normalise:bool=True, centres:bool=True, sphere:bool=True,
                    max_points:int|None=3000, seed:int=0, marker_size:float=2.5, wide:str='error', legend:bool=True) -> list:
     "Traces for one sphere panel: [sphere], one `Scatter3d` per class, [centres]."
@@ -58,7 +58,7 @@ def _sphere_traces(emb, y, classes=None, normalise:bool=True, centres:bool=True,
     for c in torch.unique(y).tolist():
         p = pts[keep][y[keep] == c].numpy(); name = str(classes[c]) if classes is not None else str(c)
         traces.append(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode='markers', name=name, legendgroup=name,
-                                   showlegend=legend, marker=dict(size=marker_size, color=cols[c], opacity=0.8)))
+                                   showlegend=legend, marker=dict(size=marker_size, color=cols[c])))
     if centres:
         cen, cls = class_centres(e, y); cen = cen.numpy()
         xs, ys_, zs = (np.stack([np.zeros(len(cen)), cen[:, i], np.full(len(cen), np.nan)], 1).ravel() for i in range(3))
@@ -92,7 +92,7 @@ def sphere_figure(emb, # `(N, 3)` embeddings (wider ones need `wide='pca'`)
                       margin=dict(l=0, r=0, t=40 if title else 10, b=0), legend=dict(itemsizing='constant'))
     return fig
 
-# %% ../../nbs/53_viz.features.ipynb #4b960054
+# %% ../../nbs/53_viz.features.ipynb #d3b46f18
 def spheres_side_by_side(panels:dict, # {title: (emb, y)}, one panel per entry, in order
                          classes=None, # class names indexed by label, or `None`
                          cols:int|None=None, # panels per row (`None`: all in one row)
@@ -103,6 +103,7 @@ def spheres_side_by_side(panels:dict, # {title: (emb, y)}, one panel per entry, 
     if not isinstance(panels, dict) or not panels:
         raise ValueError("panels must be a non-empty dict {title: (emb, y)}")
     n = len(panels); cols = n if cols is None else check_number('cols', cols, 1, integer=True); rows = math.ceil(n / cols)
+    kw.setdefault('max_points', max(200, 3000 // n))  # one figure, one budget of points, shared by its panels
     fig = make_subplots(rows=rows, cols=cols, specs=[[{'type': 'scene'}] * cols] * rows, subplot_titles=list(panels),
                         horizontal_spacing=0.01, vertical_spacing=0.05)
     for i, (name, (emb, y)) in enumerate(panels.items()):
@@ -111,7 +112,7 @@ def spheres_side_by_side(panels:dict, # {title: (emb, y)}, one panel per entry, 
     fig.update_layout(height=height * rows, margin=dict(l=0, r=0, t=40, b=0), legend=dict(itemsizing='constant'))
     return fig
 
-# %% ../../nbs/53_viz.features.ipynb #f6bbdd01
+# %% ../../nbs/53_viz.features.ipynb #fdece20d
 def projection_figure(emb, # `(N, D)` embeddings
                       y, # `(N,)` integer labels
                       method:str='tsne', # one of `PROJECTIONS`
@@ -131,8 +132,9 @@ def projection_figure(emb, # `(N, D)` embeddings
     cols = class_colours(max(int(y.max()) + 1, len(classes) if classes is not None else 0)); data = []
     for c in torch.unique(y).tolist():
         p, name = xy[(y == c).numpy()], str(classes[c]) if classes is not None else str(c)
-        mk = dict(size=marker_size if dim == 2 else marker_size / 1.5, color=cols[c], opacity=0.8)
-        data.append(go.Scatter(x=p[:, 0], y=p[:, 1], mode='markers', name=name, marker=mk) if dim == 2 else
+        mk = dict(size=marker_size, color=cols[c], opacity=0.8) if dim == 2 else dict(size=marker_size / 1.5, color=cols[c])
+        scatter = go.Scattergl if len(y) > 2000 else go.Scatter  # WebGL for large maps
+        data.append(scatter(x=p[:, 0], y=p[:, 1], mode='markers', name=name, marker=mk) if dim == 2 else
                     go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode='markers', name=name, marker=mk))
     fig = go.Figure(data)
     fig.update_layout(title=title or {'pca': 'PCA', 'tsne': 't-SNE', 'umap': 'UMAP'}[method], height=450,
