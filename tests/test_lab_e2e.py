@@ -79,6 +79,10 @@ PSI_JS = """() => { for (const gd of document.querySelectorAll('.jp-OutputArea .
   return null; }"""
 
 
+# JS: [plot width, output-area width] for every plot on the page, in CSS pixels
+SIZES_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .js-plotly-plot')).map(gd =>
+  [gd.getBoundingClientRect().width, gd.closest('.jp-OutputArea-output').getBoundingClientRect().width])"""
+
 def test_margin_explorer_in_jupyterlab(lab, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install -y chromium); it is missing")
@@ -124,8 +128,12 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
             names = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => (gd.data || []).map(t => t.name))")
             pytest.fail(f"no ψ(θ) trace on the page; plots and their traces: {names} (screenshot: {tmp_path / 'lab-fail.png'})")
         before = page.evaluate(PSI_JS)
-        slider = page.locator(".jp-OutputArea .widget-slider", has=page.locator(".widget-label", has_text=re.compile(r"^m$")))
-        assert slider.count() == 1, f"expected one slider labelled 'm', found {slider.count()}"
+        label = m_slider.description  # the margin's own label and unit, e.g. "margin m [rad]"
+        slider = page.locator(".jp-OutputArea .widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$")))
+        assert slider.count() == 1, f"expected one slider labelled {label!r}, found {slider.count()}"
+        # figures fit their column: each plot is narrower than the output area and not collapsed
+        sizes = page.evaluate(SIZES_JS)
+        assert sizes and all(150 < w <= area + 1 for w, area in sizes), f"plot widths vs output area (px): {sizes}"
         readout = slider.locator(".widget-readout")
         assert float(readout.inner_text()) == pytest.approx(m0)
         slider.locator(".noUi-handle").focus()
