@@ -150,6 +150,14 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
         except Exception: pass  # the assertions below say what differs
         after = page.evaluate(PSI_JS)
         page_figs = page.evaluate(ALL_JS)
+        # the browser-computed explorer (anywidget): rendered by its own JavaScript, and its numbers are the library's
+        live = page.locator(".jp-OutputArea .emosynth-live").first
+        live.wait_for()
+        live_psi = json.loads(live.get_attribute("data-psi"))
+        page.locator(".jp-OutputArea .emosynth-live select[aria-label=loss]").first.select_option("cosface")
+        page.locator(".jp-OutputArea .emosynth-live input[name=s]").first.evaluate(
+            "e => { e.value = 5; e.dispatchEvent(new Event('input')); }")
+        live_pt = json.loads(live.get_attribute("data-pt"))
         page.screenshot(path=str(tmp_path / "lab.png"))
         assert errs.count() == 0, f"widget error on the page after moving the slider: {errs.first.inner_text()[:500]}"
         browser.close()
@@ -164,5 +172,11 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
                 have = t[k]
                 assert len(have) == len(want) and all((a is None) == (b is None) and (a is None or abs(a - b) < 1e-6)
                                                       for a, b in zip(have, want)), f"plot {i}, trace {name!r}: {k} on the page differs from Python"
+    from emosynth_nb.viz.live import live_curves
+    from emosynth_nb.viz.numbers import target_prob_curve
+    from emosynth_nb.losses import make_margin
+    assert live_psi == pytest.approx(list(live_curves("arcface")["psi"]), abs=1e-9), "live explorer: ψ differs from live_curves"
+    assert live_pt == pytest.approx(list(target_prob_curve(make_margin("cosface", s=5.))[0]), abs=1e-5), \
+        "live explorer (CosFace, s = 5): p_t differs from the library's"
     assert not offsite, f"the page asked for off-box URLs: {offsite[:5]}"
     assert all(u.startswith(lab.replace("http", "ws")) for u in sockets), f"off-box websockets: {sockets}"
