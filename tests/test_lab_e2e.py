@@ -79,9 +79,9 @@ PSI_JS = """() => { for (const gd of document.querySelectorAll('.jp-OutputArea .
   return null; }"""
 
 
-# JS: [plot width, output-area width] for every plot on the page, in CSS pixels
+# JS: [drawn plot width, its cell's width, output-area width] for every plot on the page, in CSS pixels
 SIZES_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .js-plotly-plot')).map(gd =>
-  [gd.getBoundingClientRect().width, gd.closest('.jp-OutputArea-output').getBoundingClientRect().width])"""
+  [gd._fullLayout.width, gd.parentElement.getBoundingClientRect().width, gd.closest('.jp-OutputArea-output').getBoundingClientRect().width])"""
 
 def test_margin_explorer_in_jupyterlab(lab, tmp_path):
     if not os.path.exists(CHROMIUM):
@@ -133,7 +133,9 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
         assert slider.count() == 1, f"expected one slider labelled {label!r}, found {slider.count()}"
         # figures fit their column: each plot is narrower than the output area and not collapsed
         sizes = page.evaluate(SIZES_JS)
-        assert sizes and all(150 < w <= area + 1 for w, area in sizes), f"plot widths vs output area (px): {sizes}"
+        # the plot as drawn (plotly's own width) fits the cell it sits in and the output area (not clipped)
+        assert sizes and all(150 < w <= cell + 1 and w <= area + 1 for w, cell, area in sizes), \
+            f"drawn plot width vs its cell and the output area (px): {sizes}"
         readout = slider.locator(".widget-readout")
         assert float(readout.inner_text()) == pytest.approx(m0)
         slider.locator(".noUi-handle").focus()

@@ -62,13 +62,14 @@ def reset(self:Explorer):
     for k in sorted(self._initial, key=lambda k: not isinstance(self.controls[k], widgets.Dropdown)):
         self.controls[k].value = self._initial[k]
 
-# %% ../../nbs/52_viz.widgets.ipynb #5923b4cd
+# %% ../../nbs/52_viz.widgets.ipynb #df1c059a
 def _slider(name, value, lo, hi, step, desc=None, fmt=".2f", **kw):
     return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=desc or name,
                                readout_format=fmt, continuous_update=True, style=dict(description_width="initial"), **kw)
 
 def _fw(layout:dict, traces=()) -> go.FigureWidget:
-    return go.FigureWidget(list(traces), layout=layout)
+    "A FigureWidget that takes the width of its cell (plotly's default is a fixed 700 px, clipped in a narrow cell)."
+    return go.FigureWidget(list(traces), layout=dict(layout, autosize=True))
 
 def _copy_traces(fw, # a FigureWidget, or a sequence of its traces
                  traces:list):
@@ -280,7 +281,7 @@ def boundary_explorer(loss:str="dams", **kw) -> BoundaryExplorer:
     "Decision boundaries and margin bands of a margin for 2 and 3 classes, with sliders (see `BoundaryExplorer`)."
     return BoundaryExplorer(loss, **kw)
 
-# %% ../../nbs/52_viz.widgets.ipynb #14e6b2b6
+# %% ../../nbs/52_viz.widgets.ipynb #cb42f988
 class CriterionExplorer(Explorer):
     "Loss and ‖∂L/∂z‖ against p_t of CE, label smoothing, focal, SCE and symmetric CE, plus SCE's terms."
     def __init__(self, eps:float=0.1, # label smoothing ε
@@ -294,7 +295,7 @@ class CriterionExplorer(Explorer):
                  C=widgets.IntSlider(value=n_classes, min=2, max=20, description="classes C"))
         crit = self._criteria(eps, gamma, a, b, alpha, beta)
         f1 = _fw(_loss_pt_layout(n_classes), _loss_pt_traces(crit, n_classes))
-        f2 = go.FigureWidget(sce_terms_figure(n_classes))
+        f2 = go.FigureWidget(sce_terms_figure(n_classes).update_layout(autosize=True))
         super().__init__(c, [f1, f2], min_width=0)
 
     @staticmethod
