@@ -79,6 +79,10 @@ PSI_JS = """() => { for (const gd of document.querySelectorAll('.jp-OutputArea .
   return null; }"""
 
 
+# JS: [drawn plot width, its cell's width, output-area width] for every plot on the page, in CSS pixels
+SIZES_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .js-plotly-plot')).map(gd =>
+  [gd._fullLayout.width, gd.parentElement.getBoundingClientRect().width, gd.closest('.jp-OutputArea-output').getBoundingClientRect().width])"""
+
 def test_margin_explorer_in_jupyterlab(lab, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Debian's chromium is needed at {CHROMIUM} (apt-get install -y chromium); it is missing")
@@ -124,8 +128,14 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
             names = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => (gd.data || []).map(t => t.name))")
             pytest.fail(f"no ψ(θ) trace on the page; plots and their traces: {names} (screenshot: {tmp_path / 'lab-fail.png'})")
         before = page.evaluate(PSI_JS)
-        slider = page.locator(".jp-OutputArea .widget-slider", has=page.locator(".widget-label", has_text=re.compile(r"^m$")))
-        assert slider.count() == 1, f"expected one slider labelled 'm', found {slider.count()}"
+        label = m_slider.description  # the margin's own label and unit, e.g. "margin m [rad]"
+        slider = page.locator(".jp-OutputArea .widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{re.escape(label)}$")))
+        assert slider.count() == 1, f"expected one slider labelled {label!r}, found {slider.count()}"
+        # figures fit their column: each plot is narrower than the output area and not collapsed
+        sizes = page.evaluate(SIZES_JS)
+        # the plot as drawn (plotly's own width) fits the cell it sits in and the output area (not clipped)
+        assert sizes and all(150 < w <= cell + 1 and w <= area + 1 for w, cell, area in sizes), \
+            f"drawn plot width vs its cell and the output area (px): {sizes}"
         readout = slider.locator(".widget-readout")
         assert float(readout.inner_text()) == pytest.approx(m0)
         slider.locator(".noUi-handle").focus()
@@ -142,6 +152,14 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
         except Exception: pass  # the assertions below say what differs
         after = page.evaluate(PSI_JS)
         page_figs = page.evaluate(ALL_JS)
+        # the browser-computed explorer (anywidget): rendered by its own JavaScript, and its numbers are the library's
+        live = page.locator(".jp-OutputArea .emosynth-live").first
+        live.wait_for()
+        live_psi = json.loads(live.get_attribute("data-psi"))
+        page.locator(".jp-OutputArea .emosynth-live select[aria-label=loss]").first.select_option("cosface")
+        page.locator(".jp-OutputArea .emosynth-live input[name=s]").first.evaluate(
+            "e => { e.value = 5; e.dispatchEvent(new Event('input')); }")
+        live_pt = json.loads(live.get_attribute("data-pt"))
         page.screenshot(path=str(tmp_path / "lab.png"))
         assert errs.count() == 0, f"widget error on the page after moving the slider: {errs.first.inner_text()[:500]}"
         browser.close()
@@ -156,5 +174,11 @@ def test_margin_explorer_in_jupyterlab(lab, tmp_path):
                 have = t[k]
                 assert len(have) == len(want) and all((a is None) == (b is None) and (a is None or abs(a - b) < 1e-6)
                                                       for a, b in zip(have, want)), f"plot {i}, trace {name!r}: {k} on the page differs from Python"
+    from emosynth_nb.viz.live import live_curves
+    from emosynth_nb.viz.numbers import target_prob_curve
+    from emosynth_nb.losses import make_margin
+    assert live_psi == pytest.approx(list(live_curves("arcface")["psi"]), abs=1e-9), "live explorer: ψ differs from live_curves"
+    assert live_pt == pytest.approx(list(target_prob_curve(make_margin("cosface", s=5.))[0]), abs=1e-5), \
+        "live explorer (CosFace, s = 5): p_t differs from the library's"
     assert not offsite, f"the page asked for off-box URLs: {offsite[:5]}"
     assert all(u.startswith(lab.replace("http", "ws")) for u in sockets), f"off-box websockets: {sockets}"
