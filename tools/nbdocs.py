@@ -5,6 +5,7 @@
     python tools/nbdocs.py --force         # re-execute every notebook (a cold build)
     python tools/nbdocs.py --flags gpu     # also run the `#| gpu` cells (on a GPU machine)
     python tools/nbdocs.py --readme        # also write README.md from nbs/index.ipynb
+    python tools/nbdocs.py --only index,12_losses.margins   # a subset: execute and render only these pages
 
 Two stages:
 
@@ -668,6 +669,10 @@ def main(argv=None) -> int:
     ap.add_argument('--force', action='store_true', help='re-execute every notebook (a cold build)')
     ap.add_argument('--readme', action='store_true', help='also write README.md from nbs/index.ipynb')
     ap.add_argument('--workers', type=int, default=2, help='notebooks executed in parallel (default 2)')
+    ap.add_argument('--only', default='',
+                    help='comma-separated notebooks (`12_losses.margins`, `12_losses.margins.ipynb`) or pages '
+                         '(`losses.margins`) to execute (when changed) and render; the other pages keep their last '
+                         'built state (a quick check of a few pages; the full build is the one to publish)')
     ap.add_argument('--keep-going', action='store_true',
                     help='render the site even when a notebook fails (failed pages say so); still exits 1')
     args = ap.parse_args(argv)
@@ -687,21 +692,42 @@ def main(argv=None) -> int:
               'rename one', file=sys.stderr)
         return 1
     if 'index' not in pages.values(): print('nbdocs: nbs/index.ipynb is missing', file=sys.stderr); return 1
+    only = None
+    if args.only.strip():
+        only, names = set(), [n.strip() for n in args.only.split(',') if n.strip()]
+        by_name = {}
+        for r, d in pages.items():
+            for k in (r, r.removesuffix('.ipynb'), Path(r).name, Path(r).name.removesuffix('.ipynb'), d, d + '.html'):
+                by_name.setdefault(k, r)
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            print(f'nbdocs: --only: no notebook or page named {unknown}; allowed: notebooks as in nbs/ '
+                  f'(e.g. {next(iter(pages))!r}) or page names (e.g. {next(iter(pages.values()))!r})', file=sys.stderr)
+            return 1
+        only = {by_name[n] for n in names}
 
     # -- stage 1: execute what changed --------------------------------------------------------------------------
     common = sha(b'|'.join([CACHE_VERSION.encode(), (ROOT / 'settings.ini').read_bytes(),
                             _stage1_source().encode(), ' '.join(flags).encode(), sys.version.encode()]))
     jobs, cached, results = [], [], {}
+    this = Path(__file__).resolve().relative_to(ROOT).as_posix()
     for r in rels:
         key = sha(common.encode() + (nbs / r).read_bytes())
         out, meta_p = EXEC / (r.as_posix() + '.json'), EXEC / (r.as_posix() + '.meta.json')
         meta = _load_json(meta_p, {})
+        if only is not None and r.as_posix() not in only:          # a subset build: leave the others as they are
+            if out.exists(): cached.append((r, key, out, meta_p, 0))
+            continue
         fresh = (not args.force and meta.get('key') == key and out.exists() and
-                 all((ROOT / p).is_file() and sha((ROOT / p).read_bytes()) == h for p, h in meta.get('deps', {}).items()))
+                 all((ROOT / p).is_file() and sha((ROOT / p).read_bytes()) == h for p, h in meta.get('deps', {}).items()
+                     if p != this))       # this tool is a dependency only through its execution stage (`common`)
         (cached if fresh else jobs).append((r, key, out, meta_p, meta.get('seconds', 0)))
     n_exec = len(jobs)
     print(f'nbdocs: {len(rels)} notebooks: {n_exec} to execute, {len(cached)} unchanged'
+          + (f' or kept as last executed (--only {len(only)})' if only is not None else '')
           + (f' (flags: {" ".join(flags)})' if flags else ''), flush=True)
+    never = [r.as_posix() for r in rels if not (EXEC / (r.as_posix() + '.json')).exists()
+             and not any(j[0] == r for j in jobs)]
     failed = {}
     t_exec = time.time()
     if jobs:
@@ -739,6 +765,10 @@ def main(argv=None) -> int:
     readme_nb = None
     executed = {r.as_posix(): _load_json(EXEC / (r.as_posix() + '.json'), None) for r in rels
                 if r.as_posix() not in failed}
+    for r in never:                                                  # --only, never built: a placeholder page
+        executed[r] = {'cells': [{'cell_type': 'markdown', 'source': f'Not built yet: this is a partial build '
+                                  f'(`--only`); `python tools/nbdocs.py` builds `{r}`.'}],
+                       'metadata': {'nbdocs_frontmatter': {'title': page_name(Path(r))}}}
     for r in rels:
         if executed.get(r.as_posix()): linker.index_anchors(pages[r.as_posix()], executed[r.as_posix()])
     for r in rels:
@@ -768,7 +798,12 @@ def main(argv=None) -> int:
     structure = sha(json.dumps([toc, titles], sort_keys=True).encode())
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '--keep-going', '-j', str(max(1, args.workers)),
            '-c', str(DOCS), '-d', str(BUILD / 'doctrees'), str(SRC), str(site)]
-    if state.get('structure') != structure or not (site / 'index.html').exists(): cmd.insert(3, '-a')
+    if only is not None and (site / 'index.html').exists():       # Sphinx writes just these pages
+        cmd += [str(SRC / (pages[r] + '.ipynb')) for r in sorted(only)]
+        if state.get('structure') != structure:
+            print('nbdocs: --only: the page structure changed; pages not named keep their old navigation until '
+                  'a full build', flush=True)
+    elif state.get('structure') != structure or not (site / 'index.html').exists(): cmd.insert(3, '-a')
     sp = subprocess.run(cmd, cwd=ROOT)
     t_render = time.time() - t_render
     if sp.returncode != 0:
@@ -780,9 +815,10 @@ def main(argv=None) -> int:
         else: print('nbdocs: README.md is up to date')
 
     total = time.time() - t0
-    kind = 'cold' if n_exec == len(rels) else 'incremental'
+    kind = 'cold' if n_exec == len(rels) else 'subset' if only is not None else 'incremental'
     now = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    state.update({'structure': structure, f'last_{kind}': {'seconds': round(total, 1), 'when': now,
+    if kind != 'subset': state['structure'] = structure
+    state.update({f'last_{kind}': {'seconds': round(total, 1), 'when': now,
                   'executed': n_exec, 'notebooks': len(rels), 'flags': flags}})
     if not failed: STATE.parent.mkdir(parents=True, exist_ok=True); STATE.write_text(json.dumps(state, indent=1))
     print(f'nbdocs: site: {(site / "index.html").relative_to(ROOT)} ({len(rels)} pages; {n_exec} executed, '
