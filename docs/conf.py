@@ -47,7 +47,7 @@ copybutton_selector = ('div.cell_input div.highlight pre, div.highlight-sh div.h
                        'div.highlight-python div.highlight pre, div.highlight-bash div.highlight pre')
 copybutton_exclude = '.linenos, .gp, .go'
 # the bibliography page (nbs/98_references.ipynb) lists docs/references.bib
-bibtex_bibfiles = ['references.bib']
+bibtex_bibfiles = [str(HERE / 'references.bib')]   # (relative paths would be read from the pages' folder)
 bibtex_default_style = 'plain'
 bibtex_reference_style = 'author_year'
 # every display equation numbered, so the text can refer to it (`$$ ... $$ (eq-label)`, {eq}`eq-label`)

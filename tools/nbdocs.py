@@ -586,10 +586,20 @@ def _figure_labels(nb: dict) -> dict:
         n += k
     return labels
 
-def cross_refs(md: str, figs: dict) -> str:
-    "Quarto-style references: `@fig-x` -> a link 'Figure N'; `$$ ... $$ {#eq-x}` -> a numbered, labelled equation."
+_re_display = re.compile(r'^(\$\$)(?=\s*\S)((?:(?!\$\$).)+?)\$\$[ \t]*$(?![ \t]*\()', re.M | re.S)
+
+def cross_refs(md: str, figs: dict, eqs: dict | None = None, docname: str = '') -> str:
+    """Quarto-style references: `@fig-x` -> a link 'Figure N'; `$$ ... $$ {#eq-x}` -> a numbered, labelled
+    equation, `@eq-x` -> a link to it. With `eqs` (a counter kept across the page's cells) every other display
+    equation on lines of its own is numbered too (label `<page>-eq-<n>`)."""
     md = _re_figref.sub(lambda m: f'[Figure {figs[m.group(1)]}](#{m.group(1)})' if m.group(1) in figs else m.group(0), md)
     md = _re_eqlabel.sub(lambda m: f'$$ ({m.group(1)})', md)
+    if eqs is not None:
+        def number(m):
+            if '```' in m.group(2): return m.group(0)
+            eqs['n'] = eqs.get('n', 0) + 1
+            return f'$${m.group(2)}$$ ({re.sub(r"[^a-z0-9]+", "-", docname.lower())}-eq-{eqs["n"]})'
+        md = _re_display.sub(number, md)
     return _re_eqref.sub(lambda m: '{eq}`' + m.group(1) + '`', md)
 
 def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: list | None,
@@ -608,12 +618,12 @@ def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: lis
         head += (f'\n{{.nbdocs-download}}\n<a href="{download}" download>Download this notebook</a> '
                  f'(`{rel.name}`; run it in JupyterLab to use its widgets)\n')
     md_cell(head)
-    figs = _figure_labels(nb)
+    figs, eqs = _figure_labels(nb), {}
     for c in nb.get('cells', []):
         src = _text(c.get('source'))
         if c.get('cell_type') == 'raw': continue
         if c.get('cell_type') == 'markdown':
-            if src.strip(): md_cell(cross_refs(convert_markdown(src, linker, docname, nb_dir), figs))
+            if src.strip(): md_cell(cross_refs(convert_markdown(src, linker, docname, nb_dir), figs, eqs, docname))
             continue
         if c.get('cell_type') != 'code': continue
         opts, code = split_options(src)
