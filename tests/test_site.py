@@ -12,8 +12,8 @@ output-producing cells shows its outputs; its prose is there (not cut to its hea
 data; no traceback or warning text in an output; no raw LaTeX left unrendered; no horizontal overflow at 390 px
 (figures included) and no figure or legend clipped at 1400 px; at most `HTML_BUDGET` bytes of HTML per page.
 `test_checker_reports_planted_faults` plants each of six faults in a copy of a built page and asserts the checker
-reports it. Full-page screenshots (1400 px and 390 px wide) go to `docs/_build/screenshots/`, and page weights and
-drawing times to `docs/_build/site_report.json`.
+reports it. Full-page screenshots (1400 px wide; also 390 px with `NBDOCS_NARROW_SHOTS=1`) go to
+`docs/_build/screenshots/`, and page weights and drawing times to `docs/_build/site_report.json`.
 
 Known failures of pages other helpers are fixing are listed by name in `KNOWN_FAILURES` (expected to fail, not
 skipped: their problems are still printed); empty an entry once its pages pass.
@@ -41,6 +41,7 @@ SHOTS = BUILD / 'screenshots'
 REPORT = BUILD / 'site_report.json'
 CHROMIUM = os.environ.get('NBDOCS_CHROMIUM', '/usr/lib/chromium/chromium')
 REQUIRE = os.environ.get('NBDOCS_REQUIRE_SITE') == '1'
+NARROW_SHOTS = os.environ.get('NBDOCS_NARROW_SHOTS') == '1'     # also screenshot every page at 390 px (slow)
 
 HTML_BUDGET = 2_000_000            # bytes of HTML per page (issue 13.3)
 WIDE, NARROW = (1400, 900), (390, 844)
@@ -439,8 +440,8 @@ def browser_report(browser, url, page, shots=True) -> dict:
         rep['loaded_bytes'] = v.loaded_bytes()
         v.resize(NARROW)
         rep['layout390'] = layout_problems(v.page) if page in CONTENT else []
-        if shots: v.page.screenshot(path=str(SHOTS / (page.replace('/', '__')[:-len('.html')] + '.390.png')),
-                                    full_page=True)
+        if shots and NARROW_SHOTS:
+            v.page.screenshot(path=str(SHOTS / (page.replace('/', '__')[:-len('.html')] + '.390.png')), full_page=True)
     finally: v.close()
     _REPORTS[url] = rep
     return rep
