@@ -717,7 +717,8 @@ _re_include = re.compile(r'<!--\s*nbdocs:\s*readme-include\s+(\S+?)\s*-->')
 def readme_from(nb: dict, includes: dict | None = None, nbs_dir: str = 'nbs') -> str:
     """README.md from the executed index notebook: title, summary, prose, code and its text outputs. A markdown cell
     holding `<!-- nbdocs: readme-include X.ipynb -->` is followed by notebook X's cells (`includes[X]`, its title
-    left out): the install page, whose commands the README keeps. Links to notebooks point into `nbs_dir`."""
+    left out): the install page, whose commands the README keeps. Cells holding `<!-- nbdocs: readme-skip -->` are
+    left out. Links to notebooks point into `nbs_dir`."""
     fm = nb.get('metadata', {}).get('nbdocs_frontmatter') or {}
     parts = [f"# {fm.get('title', 'README')}"]
     if fm.get('description'): parts.append(f"> {fm['description']}")
@@ -726,6 +727,7 @@ def readme_from(nb: dict, includes: dict | None = None, nbs_dir: str = 'nbs') ->
         for c in cells:
             src = _text(c.get('source'))
             if c.get('cell_type') == 'markdown' and src.strip():
+                if '<!-- nbdocs: readme-skip -->' in src: continue      # a line for the site only
                 inc = _re_include.search(src)
                 parts.append(link(_re_include.sub('', src).strip()))
                 if inc and (includes or {}).get(inc.group(1)):
