@@ -285,8 +285,11 @@ def _fig_problems(p, where: str) -> list:
 _OVERFLOW_JS = """() => {
     const W = document.documentElement.clientWidth, out = [];
     const scrolls = document.documentElement.scrollWidth > W + 1 || document.body.scrollWidth > W + 1;
-    const clipsX = e => { for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
-        const s = getComputedStyle(a).overflowX; if (s !== 'visible') return true; } return false; };
+    // inside a box that scrolls or clips within the page (code blocks, tables), unless positioned out of it
+    const clipsX = e => { const pos = getComputedStyle(e).position; if (pos === 'absolute' || pos === 'fixed') return false;
+        for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+            if (getComputedStyle(a).overflowX !== 'visible' && a.getBoundingClientRect().right <= W + 1) return true; }
+        return false; };
     for (const e of document.querySelectorAll('body *')) {
         const r = e.getBoundingClientRect();
         if (!r.width || r.right <= W + 1 || getComputedStyle(e).visibility === 'hidden' || clipsX(e)) continue;
