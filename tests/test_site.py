@@ -298,7 +298,9 @@ _OVERFLOW_JS = """() => {
         return false; };
     for (const e of document.querySelectorAll('body *')) {
         const r = e.getBoundingClientRect();
-        if (!r.width || r.right <= W + 1 || getComputedStyle(e).visibility === 'hidden' || clipsX(e)) continue;
+        const cs = getComputedStyle(e);             // screen-reader-only text (MathJax's assistive MathML) is clipped
+        if (!r.width || r.right <= W + 1 || cs.visibility === 'hidden' || cs.clip !== 'auto' || cs.clipPath !== 'none'
+            || e.closest('mjx-assistive-mml') || clipsX(e)) continue;
         if (out.some(o => o.el.contains(e))) continue;
         out.push({el: e, d: e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
                   (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : ''),
