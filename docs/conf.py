@@ -5,7 +5,7 @@ Everything the pages load is served from the site itself: plotly.js (from the in
 MathJax 3 (from the `sphinx-mathjax-offline` package, used only as a source of its files) are copied into
 `docs/_proc_docs/assets/` here, and the theme's own assets are local. No CDN is ever referenced.
 """
-import configparser, importlib.metadata, shutil
+import configparser, importlib.metadata, re, shutil
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +40,20 @@ def _copy_assets():
 
 _copy_assets()
 
-extensions = ['myst_nb', 'sphinx.ext.mathjax']
+extensions = ['myst_nb', 'sphinx.ext.mathjax', 'sphinx_copybutton', 'sphinxcontrib.bibtex']
+
+# copy buttons on code cells and shell/python blocks (not on outputs); prompts are not copied
+copybutton_selector = ('div.cell_input div.highlight pre, div.highlight-sh div.highlight pre, '
+                       'div.highlight-python div.highlight pre, div.highlight-bash div.highlight pre')
+copybutton_exclude = '.linenos, .gp, .go'
+# the bibliography page (nbs/98_references.ipynb) lists docs/references.bib
+bibtex_bibfiles = [str(HERE / 'references.bib')]   # (relative paths would be read from the pages' folder)
+bibtex_default_style = 'plain'
+bibtex_reference_style = 'author_year'
+# every display equation numbered, so the text can refer to it (`$$ ... $$ (eq-label)`, {eq}`eq-label`)
+math_number_all = True
+math_eqref_format = 'Eq. {number}'
+numfig = True
 source_suffix = {'.ipynb': 'myst-nb', '.md': 'myst-nb'}
 exclude_patterns = ['_build', '**.ipynb_checkpoints', 'jupyter_execute']
 root_doc = 'index'
@@ -63,6 +76,7 @@ mathjax3_config = {'svg': {'fontCache': 'global'}}
 
 html_theme = 'sphinx_book_theme'
 html_title = project
+templates_path = ['_templates']
 html_static_path = ['_static', str(ASSETS)]
 html_css_files = ['nbdocs.css']
 html_favicon = '_static/favicon.svg'
@@ -84,11 +98,13 @@ html_context = {'default_mode': 'light'}   # no theme-mode console error on a fi
 
 
 def _page_assets(app, pagename, templatename, context, doctree):
-    "plotly.js only on the pages that draw a plotly figure."
-    if 'nbdocs-plotly' in (context.get('body') or ''):
+    """plotly.js only on the pages that draw a plotly figure; MathJax only on pages with maths (Sphinx's own rule)
+    or with a plotly figure whose labels hold LaTeX (`"$...$"` strings, which plotly typesets with MathJax)."""
+    body = context.get('body') or ''
+    if 'nbdocs-plotly' in body:
         app.add_js_file('plotly.min.js', priority=400)
+        if re.search(r'"\$[^"\n]+\$"', body): context['has_maths_elements'] = True
 
 
 def setup(app):
-    app.set_html_assets_policy('always')     # MathJax on every page: plotly figures may hold LaTeX
-    app.connect('html-page-context', _page_assets)
+    app.connect('html-page-context', _page_assets, priority=400)   # before sphinx.ext.mathjax (500) reads the flag

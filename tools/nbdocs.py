@@ -5,6 +5,7 @@
     python tools/nbdocs.py --force         # re-execute every notebook (a cold build)
     python tools/nbdocs.py --flags gpu     # also run the `#| gpu` cells (on a GPU machine)
     python tools/nbdocs.py --readme        # also write README.md from nbs/index.ipynb
+    python tools/nbdocs.py --only index,12_losses.margins   # a subset: execute and render only these pages
 
 Two stages:
 
@@ -486,21 +487,39 @@ def convert_markdown(md: str, linker: Linker, docname: str, nb_dir: str) -> str:
     md = re.sub(r'^:::+\s*\{\.callout-(note|tip|warning|important|caution)[^}]*\}\s*$', callout, md, flags=re.M)
     return linker.relativize(linker.linkify(md), docname, nb_dir)
 
-def plotly_html(fig: dict, uid: str, caption: str | None = None) -> str:
-    "A plotly figure as a div drawn by the site's plotly.js (after MathJax is ready, for LaTeX in figures)."
-    layout = fig.get('layout') or {}
+def plotly_html(fig: dict, uid: str, caption: str | None = None, number: int | None = None,
+                anchor: str | None = None) -> str:
+    """A plotly figure as a div drawn by the site's plotly.js (after MathJax is ready, for LaTeX in figures).
+
+    Figures fit the column: a fixed `layout.width` becomes the div's `max-width` (plotly's `responsive` config
+    redraws it at the column's width, never wider), and on screens narrower than 560 px a legend beside the plot
+    moves below it (and back when the window widens)."""
+    layout = dict(fig.get('layout') or {})
     height = layout.get('height') or 450
+    width = layout.pop('width', None)
+    if width: layout['autosize'] = True
     cfg = {'responsive': True, 'displaylogo': False, **(fig.get('config') or {})}
     payload = json.dumps({'data': fig.get('data', []), 'layout': layout, 'frames': fig.get('frames'), 'config': cfg},
                          ensure_ascii=False, separators=(',', ':')).replace('<', '\\u003c')
-    js = ('(function(){var f=' + payload + ';function draw(){return Plotly.newPlot("' + uid + '",f.data,f.layout,'
-          'f.config).then(function(gd){return f.frames?Plotly.addFrames(gd,f.frames):gd;});}'
+    js = ('(function(){var f=' + payload + ';var L0=JSON.stringify(f.layout.legend||{});'
+          'function fit(gd){var w=gd.clientWidth,L=JSON.parse(L0),side=(L.orientation||"v")==="v"&&(L.x==null||L.x>=1);'
+          'if(!side||f.layout.showlegend===false)return;var narrow=w<560;if(narrow===!!gd._nbdocsNarrow)return;'
+          'gd._nbdocsNarrow=narrow;Plotly.relayout(gd,narrow?{"legend.orientation":"h","legend.x":0,'
+          '"legend.xanchor":"left","legend.y":null,"legend.yanchor":null}:{"legend.orientation":L.orientation||null,'
+          '"legend.x":L.x==null?null:L.x,"legend.xanchor":L.xanchor||null,"legend.y":L.y==null?null:L.y,'
+          '"legend.yanchor":L.yanchor||null});}'
+          'function draw(){return Plotly.newPlot("' + uid + '",f.data,f.layout,f.config).then(function(gd){'
+          'fit(gd);window.addEventListener("resize",function(){fit(gd);});'
+          'return f.frames?Plotly.addFrames(gd,f.frames):gd;});}'
           'function go(){var m=window.MathJax&&window.MathJax.startup&&window.MathJax.startup.promise;'
           '(m?m.then(draw,draw):draw());}'
           'if(document.readyState==="loading")document.addEventListener("DOMContentLoaded",go);else go();})();')
-    cap = f'<div class="nbdocs-caption">{html.escape(caption)}</div>' if caption else ''
-    return (f'<div class="nbdocs-plotly-wrap"><div id="{uid}" class="plotly-graph-div nbdocs-plotly" '
-            f'style="height:{int(height)}px; width:100%;"></div><script type="text/javascript">{js}</script>{cap}</div>')
+    num = f'<span class="nbdocs-fignum">Figure {number}.</span> ' if number else ''
+    cap = f'<div class="nbdocs-caption">{num}{html.escape(caption or "")}</div>' if caption or number else ''
+    style = f'height:{int(height)}px; width:100%;' + (f' max-width:{int(width)}px;' if width else '')
+    wrap_id = f' id="{anchor}"' if anchor else ''
+    return (f'<div class="nbdocs-plotly-wrap"{wrap_id}><div id="{uid}" class="plotly-graph-div nbdocs-plotly" '
+            f'style="{style}"></div><script type="text/javascript">{js}</script>{cap}</div>')
 
 def _flag_note(meta: dict) -> str | None:
     nd = meta.get('nbdocs') or {}
@@ -513,21 +532,80 @@ def _flag_note(meta: dict) -> str | None:
     return (f'{what}: it was not run when this page was built (outputs shown, if any, are the ones saved in the '
             f'notebook). Run it where it can run, or build with `python tools/nbdocs.py --flags {" ".join(flags)}`.')
 
-def toc_groups(docs: list) -> list:
-    "Pages in notebook order, runs of pages of one package (`losses.margins`, `losses.heads`, ...) under a caption."
-    groups = []
-    for d in docs:
-        key = d.split('/')[0].split('.')[0]
-        if groups and groups[-1][0] == key: groups[-1][1].append(d)
-        else: groups.append((key, [d]))
-    res, captioned = [], False
-    for k, ds in groups:                     # single pages before the first package stay uncaptioned (core, ...)
-        captioned = captioned or len(ds) > 1
-        res.append((k.replace('_', ' ').capitalize() if captioned else None, ds))
-    return res
+# The course: the articles a newcomer reads in order (docnames; missing ones are skipped). Every other page goes
+# under "Reference", by package in notebook order, each package's overview page (`losses`, `data`, ...) first
+# with its sub-pages nested under it, so new notebooks need no change here.
+START = ['install']
+COURSE = ['losses', 'losses.criteria', 'losses.margins', 'losses.heads', 'margin_explorer', 'feature_geometry',
+          'models.architecture', 'train.comparison', 'results']
 
-def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: list | None) -> tuple[dict, str]:
-    "An executed notebook -> (myst-nb notebook, page title)."
+def site_structure(docs: list, titles: dict) -> tuple[list, dict, list]:
+    """The sidebar for pages `docs` (notebook order, without `index`): (toctrees of the index page as
+    `[(caption, [entry, ...])]`, `{overview page: [its sub-pages' entries]}`, the course in reading order).
+    An entry is a docname, or `Title (docname) <docname>` when another page has the same title."""
+    seen = {}
+    for d in docs: seen.setdefault(titles.get(d, d), []).append(d)
+    def entry(d):
+        t = titles.get(d, d)
+        return f'{t} ({d}) <{d}>' if len(seen.get(t, [])) > 1 else d
+    start = [d for d in START if d in docs]
+    course = [d for d in COURSE if d in docs]
+    rest = [d for d in docs if d not in start and d not in course]
+    groups = {}
+    for d in rest: groups.setdefault(d.split('/')[0].split('.')[0], []).append(d)
+    ref, subs = [], {}
+    for key, ds in groups.items():
+        if key in ds and len(ds) > 1:                 # the package's overview page, its sub-pages nested under it
+            ref.append(entry(key)); subs[key] = [entry(d) for d in ds if d != key]
+        else: ref += [entry(d) for d in ds]
+    tocs = [(None, [entry(d) for d in start]), ('Course', [entry(d) for d in course]), ('Reference', ref)]
+    return [(c, e) for c, e in tocs if e], subs, ['index'] + course
+
+def next_link(docname: str, course: list, titles: dict, descriptions: dict, linker) -> str | None:
+    "The closing 'Next' paragraph of a course page (None for pages off the course and for its last page)."
+    if docname not in course or course.index(docname) == len(course) - 1: return None
+    nxt = course[course.index(docname) + 1]
+    step = course.index(nxt)
+    desc = descriptions.get(nxt)
+    return ('{.nbdocs-next}\n' + f'**Next** (course step {step} of {len(course) - 1}): '
+            f'[{titles.get(nxt, nxt)}]({linker._rel(nxt + ".html", docname)})' + (f': {desc}' if desc else ''))
+
+_re_figref = re.compile(r'@(fig-[\w-]+)')
+_re_eqlabel = re.compile(r'\$\$\s*\{#(eq-[\w-]+)\}')
+_re_eqref = re.compile(r'@(eq-[\w-]+)')
+
+def _figure_labels(nb: dict) -> dict:
+    "`{label: number}` of the figures of a page: cells with a `#| label: fig-...` option, numbered in page order."
+    n, labels = 0, {}
+    for c in nb.get('cells', []):
+        if c.get('cell_type') != 'code': continue
+        opts, _ = split_options(_text(c.get('source')))
+        if opts.get('include') == 'false' or opts.get('output') == 'false': continue
+        k = sum(1 for o in c.get('outputs') or [] if PLOTLY_MIME in (o.get('data') or {}))
+        if k and opts.get('label', '').startswith('fig-'): labels[opts['label']] = n + 1
+        n += k
+    return labels
+
+_re_display = re.compile(r'^(\$\$)(?=\s*\S)((?:(?!\$\$).)+?)\$\$[ \t]*$(?![ \t]*\()', re.M | re.S)
+
+def cross_refs(md: str, figs: dict, eqs: dict | None = None, docname: str = '') -> str:
+    """Quarto-style references: `@fig-x` -> a link 'Figure N'; `$$ ... $$ {#eq-x}` -> a numbered, labelled
+    equation, `@eq-x` -> a link to it. With `eqs` (a counter kept across the page's cells) every other display
+    equation on lines of its own is numbered too (label `<page>-eq-<n>`)."""
+    md = _re_figref.sub(lambda m: f'[Figure {figs[m.group(1)]}](#{m.group(1)})' if m.group(1) in figs else m.group(0), md)
+    md = _re_eqlabel.sub(lambda m: f'$$ ({m.group(1)})', md)
+    if eqs is not None:
+        def number(m):
+            if '```' in m.group(2): return m.group(0)
+            eqs['n'] = eqs.get('n', 0) + 1
+            return f'$${m.group(2)}$$ ({re.sub(r"[^a-z0-9]+", "-", docname.lower())}-eq-{eqs["n"]})'
+        md = _re_display.sub(number, md)
+    return _re_eqref.sub(lambda m: '{eq}`' + m.group(1) + '`', md)
+
+def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: list | None,
+                     tail: str | None = None, download: str | None = None) -> tuple[dict, str]:
+    """An executed notebook -> (myst-nb notebook, page title). `toc`: toctrees to append; `tail`: markdown to end
+    the page with (the course's next link); `download`: URL of the notebook, linked under the title."""
     nb_dir = rel.parent.as_posix() if rel.parent != Path('.') else ''
     fm = nb.get('metadata', {}).get('nbdocs_frontmatter') or {}
     title = str(fm.get('title') or page_name(rel))
@@ -536,19 +614,23 @@ def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: lis
     head = f'# {title}\n'
     if fm.get('description'):
         head += '\n{.nbdocs-lead}\n' + convert_markdown(str(fm['description']), linker, docname, nb_dir) + '\n'
+    if download:
+        head += (f'\n{{.nbdocs-download}}\n<a href="{download}" download>Download this notebook</a> '
+                 f'(`{rel.name}`; run it in JupyterLab to use its widgets)\n')
     md_cell(head)
+    figs, eqs = _figure_labels(nb), {}
     for c in nb.get('cells', []):
         src = _text(c.get('source'))
         if c.get('cell_type') == 'raw': continue
         if c.get('cell_type') == 'markdown':
-            if src.strip(): md_cell(convert_markdown(src, linker, docname, nb_dir))
+            if src.strip(): md_cell(cross_refs(convert_markdown(src, linker, docname, nb_dir), figs, eqs, docname))
             continue
         if c.get('cell_type') != 'code': continue
         opts, code = split_options(src)
         if opts.get('include') == 'false': continue
         meta = c.get('metadata') or {}
         note = _flag_note(meta)
-        outputs, asis_md = [], []
+        outputs, asis_md, first_fig = [], [], True
         for o in c.get('outputs') or []:
             o = dict(o)
             data = dict(o.get('data') or {})
@@ -563,7 +645,12 @@ def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: lis
             if PLOTLY_MIME in data:
                 uid += 1
                 cap = ((o.get('metadata') or {}).get('nbdocs') or {}).get('caption')
-                data = {'text/html': plotly_html(data[PLOTLY_MIME], f'nbdocs-fig-{uid}', cap)}
+                label = opts.get('label') if first_fig and opts.get('label', '').startswith('fig-') else None
+                user_cap = (opts.get('fig-cap') or '') if first_fig else ''
+                cap = ' '.join(x for x in (user_cap, cap) if x)
+                first_fig = False
+                data = {'text/html': plotly_html(data[PLOTLY_MIME], f'nbdocs-fig-{uid}', cap or None, number=uid,
+                                                 anchor=label or f'figure-{uid}')}
             elif WIDGET_MIME in data:
                 data = {'text/html': '<div class="nbdocs-note">An interactive widget: run the notebook in '
                                      'JupyterLab to use it.</div>'}
@@ -583,6 +670,7 @@ def convert_notebook(nb: dict, rel: Path, docname: str, linker: Linker, toc: lis
             cells.append({'cell_type': 'code', 'execution_count': None, 'outputs': outputs, 'source': code,
                           'metadata': {'tags': tags} if tags else {}})
         for m in asis_md: md_cell(m)
+    if tail: md_cell(tail)
     for caption, docs in toc or []:
         cap = f':caption: {caption}\n' if caption else ''
         md_cell('```{toctree}\n:hidden:\n:maxdepth: 1\n' + cap + '\n' + '\n'.join(docs) + '\n```')
@@ -624,29 +712,46 @@ def write_if_changed(path: Path, text: str) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 # README from index
 
-def readme_from(nb: dict) -> str:
-    "README.md from the executed index notebook: title, summary, prose, code and its text outputs."
+_re_include = re.compile(r'<!--\s*nbdocs:\s*readme-include\s+(\S+?)\s*-->')
+
+def readme_from(nb: dict, includes: dict | None = None, nbs_dir: str = 'nbs') -> str:
+    """README.md from the executed index notebook: title, summary, prose, code and its text outputs. A markdown cell
+    holding `<!-- nbdocs: readme-include X.ipynb -->` is followed by notebook X's cells (`includes[X]`, its title
+    left out): the install page, whose commands the README keeps. Cells holding `<!-- nbdocs: readme-skip -->` are
+    left out. Links to notebooks point into `nbs_dir`."""
     fm = nb.get('metadata', {}).get('nbdocs_frontmatter') or {}
     parts = [f"# {fm.get('title', 'README')}"]
     if fm.get('description'): parts.append(f"> {fm['description']}")
-    for c in nb.get('cells', []):
-        src = _text(c.get('source'))
-        if c.get('cell_type') == 'markdown' and src.strip(): parts.append(src.strip()); continue
-        if c.get('cell_type') != 'code': continue
-        opts, code = split_options(src)
-        if opts.get('include') == 'false': continue
-        if code.strip() and opts.get('echo') != 'false': parts.append(f'```python\n{code}\n```')
-        if opts.get('output') == 'false': continue
-        for o in c.get('outputs') or []:
-            if o.get('output_type') == 'stream': text = _clean_stream(_text(o.get('text')))
-            elif 'text/markdown' in (o.get('data') or {}): parts.append(_text(o['data']['text/markdown']).strip()); continue
-            elif 'text/plain' in (o.get('data') or {}) and not ({PLOTLY_MIME, 'text/html', 'image/png'} & set(o['data'])):
-                text = _text(o['data']['text/plain'])
-            else: continue
-            if text.strip(): parts.append(f'```\n{text.rstrip()}\n```')
+    def link(md): return re.sub(r'\]\(((?![a-z]+:)[^)\s#]+\.ipynb(?:#[^)\s]*)?)\)', rf'](' + nbs_dir + r'/\1)', md)
+    def add(cells):
+        for c in cells:
+            src = _text(c.get('source'))
+            if c.get('cell_type') == 'markdown' and src.strip():
+                if '<!-- nbdocs: readme-skip -->' in src: continue      # a line for the site only
+                inc = _re_include.search(src)
+                parts.append(link(_re_include.sub('', src).strip()))
+                if inc and (includes or {}).get(inc.group(1)):
+                    add(includes[inc.group(1)].get('cells', []))
+                continue
+            if c.get('cell_type') != 'code': continue
+            opts, code = split_options(src)
+            if opts.get('include') == 'false': continue
+            if code.strip() and opts.get('echo') != 'false': parts.append(f'```python\n{code}\n```')
+            if opts.get('output') == 'false': continue
+            for o in c.get('outputs') or []:
+                data = o.get('data') or {}
+                if o.get('output_type') == 'stream': text = _clean_stream(_text(o.get('text')))
+                elif 'text/markdown' in data: parts.append(_text(data['text/markdown']).strip()); continue
+                elif PLOTLY_MIME in data:
+                    parts.append('*(The figure this draws is on the documentation site.)*'); continue
+                elif 'text/plain' in data and not ({'text/html', 'image/png'} & set(data)):
+                    text = _text(data['text/plain'])
+                else: continue
+                if text.strip(): parts.append(f'```\n{text.rstrip()}\n```')
+    add(nb.get('cells', []))
     note = ('<!-- Generated from nbs/index.ipynb by `python tools/nbdocs.py --readme`: edit the notebook, not this '
             'file. -->')
-    return '\n\n'.join([parts[0], note] + parts[1:]) + '\n'
+    return '\n\n'.join([parts[0], note] + [x for x in parts[1:] if x]) + '\n'
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -668,6 +773,10 @@ def main(argv=None) -> int:
     ap.add_argument('--force', action='store_true', help='re-execute every notebook (a cold build)')
     ap.add_argument('--readme', action='store_true', help='also write README.md from nbs/index.ipynb')
     ap.add_argument('--workers', type=int, default=2, help='notebooks executed in parallel (default 2)')
+    ap.add_argument('--only', default='',
+                    help='comma-separated notebooks (`12_losses.margins`, `12_losses.margins.ipynb`) or pages '
+                         '(`losses.margins`) to execute (when changed) and render; the other pages keep their last '
+                         'built state (a quick check of a few pages; the full build is the one to publish)')
     ap.add_argument('--keep-going', action='store_true',
                     help='render the site even when a notebook fails (failed pages say so); still exits 1')
     args = ap.parse_args(argv)
@@ -687,21 +796,42 @@ def main(argv=None) -> int:
               'rename one', file=sys.stderr)
         return 1
     if 'index' not in pages.values(): print('nbdocs: nbs/index.ipynb is missing', file=sys.stderr); return 1
+    only = None
+    if args.only.strip():
+        only, names = set(), [n.strip() for n in args.only.split(',') if n.strip()]
+        by_name = {}
+        for r, d in pages.items():
+            for k in (r, r.removesuffix('.ipynb'), Path(r).name, Path(r).name.removesuffix('.ipynb'), d, d + '.html'):
+                by_name.setdefault(k, r)
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            print(f'nbdocs: --only: no notebook or page named {unknown}; allowed: notebooks as in nbs/ '
+                  f'(e.g. {next(iter(pages))!r}) or page names (e.g. {next(iter(pages.values()))!r})', file=sys.stderr)
+            return 1
+        only = {by_name[n] for n in names}
 
     # -- stage 1: execute what changed --------------------------------------------------------------------------
     common = sha(b'|'.join([CACHE_VERSION.encode(), (ROOT / 'settings.ini').read_bytes(),
                             _stage1_source().encode(), ' '.join(flags).encode(), sys.version.encode()]))
     jobs, cached, results = [], [], {}
+    this = Path(__file__).resolve().relative_to(ROOT).as_posix()
     for r in rels:
         key = sha(common.encode() + (nbs / r).read_bytes())
         out, meta_p = EXEC / (r.as_posix() + '.json'), EXEC / (r.as_posix() + '.meta.json')
         meta = _load_json(meta_p, {})
+        if only is not None and r.as_posix() not in only:          # a subset build: leave the others as they are
+            if out.exists(): cached.append((r, key, out, meta_p, 0))
+            continue
         fresh = (not args.force and meta.get('key') == key and out.exists() and
-                 all((ROOT / p).is_file() and sha((ROOT / p).read_bytes()) == h for p, h in meta.get('deps', {}).items()))
+                 all((ROOT / p).is_file() and sha((ROOT / p).read_bytes()) == h for p, h in meta.get('deps', {}).items()
+                     if p != this))       # this tool is a dependency only through its execution stage (`common`)
         (cached if fresh else jobs).append((r, key, out, meta_p, meta.get('seconds', 0)))
     n_exec = len(jobs)
     print(f'nbdocs: {len(rels)} notebooks: {n_exec} to execute, {len(cached)} unchanged'
+          + (f' or kept as last executed (--only {len(only)})' if only is not None else '')
           + (f' (flags: {" ".join(flags)})' if flags else ''), flush=True)
+    never = [r.as_posix() for r in rels if not (EXEC / (r.as_posix() + '.json')).exists()
+             and not any(j[0] == r for j in jobs)]
     failed = {}
     t_exec = time.time()
     if jobs:
@@ -734,13 +864,29 @@ def main(argv=None) -> int:
     # -- stage 2: pages, then Sphinx ----------------------------------------------------------------------------
     t_render = time.time()
     linker = Linker(settings, {k: v for k, v in pages.items()})
-    toc = toc_groups([pages[r.as_posix()] for r in rels if pages[r.as_posix()] != 'index'])
     titles, wanted = {}, set()
     readme_nb = None
     executed = {r.as_posix(): _load_json(EXEC / (r.as_posix() + '.json'), None) for r in rels
                 if r.as_posix() not in failed}
+    for r in never:                                                  # --only, never built: a placeholder page
+        executed[r] = {'cells': [{'cell_type': 'markdown', 'source': f'Not built yet: this is a partial build '
+                                  f'(`--only`); `python tools/nbdocs.py` builds `{r}`.'}],
+                       'metadata': {'nbdocs_frontmatter': {'title': page_name(Path(r))}}}
     for r in rels:
         if executed.get(r.as_posix()): linker.index_anchors(pages[r.as_posix()], executed[r.as_posix()])
+    fms = {pages[r]: ((executed.get(r) or {}).get('metadata', {}).get('nbdocs_frontmatter') or {}) for r in pages}
+    page_titles = {d: str(fm.get('title') or d) for d, fm in fms.items()}
+    descriptions = {d: convert_markdown(str(fm['description']), linker, d, '') for d, fm in fms.items()
+                    if fm.get('description')}
+    toc, subtocs, course = site_structure([pages[r.as_posix()] for r in rels if pages[r.as_posix()] != 'index'],
+                                          page_titles)
+    notebooks = PROC / 'extra' / '_notebooks'                     # every page links its source notebook
+    for r in rels:
+        dest = notebooks / r
+        if not dest.exists() or dest.read_bytes() != (nbs / r).read_bytes():
+            dest.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(nbs / r, dest)
+    for p in notebooks.rglob('*.ipynb'):
+        if p.relative_to(notebooks).as_posix() not in pages: p.unlink()
     for r in rels:
         docname = pages[r.as_posix()]
         dest = SRC / (docname + '.ipynb')
@@ -751,7 +897,10 @@ def main(argv=None) -> int:
                              'text': failed[r.as_posix()]}], 'metadata': {}}],
                   'metadata': {'nbdocs_frontmatter': {'title': f'{docname} (failed)'}}}
         else: nb = executed[r.as_posix()]
-        page, titles[docname] = convert_notebook(nb, r, docname, linker, toc if docname == 'index' else None)
+        page_toc = toc if docname == 'index' else [(None, subtocs[docname])] if docname in subtocs else None
+        page, titles[docname] = convert_notebook(
+            nb, r, docname, linker, page_toc, tail=next_link(docname, course, page_titles, descriptions, linker),
+            download=linker._rel('_notebooks/' + r.as_posix(), docname))
         write_if_changed(dest, json.dumps(page, indent=1, ensure_ascii=False) + '\n')
         if r.as_posix() == settings.get('readme_nb', 'index.ipynb') and r.as_posix() not in failed: readme_nb = nb
     for p in SRC.rglob('*.ipynb'):
@@ -765,10 +914,15 @@ def main(argv=None) -> int:
             if p.relative_to(extra / '_modules').as_posix()[:-len('.html')] not in mods: p.unlink()
     source_pages(mods, extra, settings.get('title', lib))
     state = _load_json(STATE, {})
-    structure = sha(json.dumps([toc, titles], sort_keys=True).encode())
+    structure = sha(json.dumps([toc, subtocs, course, titles, descriptions], sort_keys=True).encode())
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '--keep-going', '-j', str(max(1, args.workers)),
            '-c', str(DOCS), '-d', str(BUILD / 'doctrees'), str(SRC), str(site)]
-    if state.get('structure') != structure or not (site / 'index.html').exists(): cmd.insert(3, '-a')
+    if only is not None and (site / 'index.html').exists():       # Sphinx writes just these pages
+        cmd += [str(SRC / (pages[r] + '.ipynb')) for r in sorted(only)]
+        if state.get('structure') != structure:
+            print('nbdocs: --only: the page structure changed; pages not named keep their old navigation until '
+                  'a full build', flush=True)
+    elif state.get('structure') != structure or not (site / 'index.html').exists(): cmd.insert(3, '-a')
     sp = subprocess.run(cmd, cwd=ROOT)
     t_render = time.time() - t_render
     if sp.returncode != 0:
@@ -776,13 +930,18 @@ def main(argv=None) -> int:
         return 1
     if args.readme:
         if readme_nb is None: print('nbdocs: README.md not written (index failed)', file=sys.stderr)
-        elif write_if_changed(ROOT / 'README.md', readme_from(readme_nb)): print('nbdocs: wrote README.md')
+        elif write_if_changed(ROOT / 'README.md', readme_from(readme_nb, {
+                m: {**nb_, 'cells': [c for c in nb_.get('cells', []) if not _text(c.get('source')).lstrip().startswith('# ')]}
+                for m in _re_include.findall(json.dumps(readme_nb)) for nb_ in [executed.get(m) or {}]},
+                settings.get('nbs_path', 'nbs'))):
+            print('nbdocs: wrote README.md')
         else: print('nbdocs: README.md is up to date')
 
     total = time.time() - t0
-    kind = 'cold' if n_exec == len(rels) else 'incremental'
+    kind = 'cold' if n_exec == len(rels) else 'subset' if only is not None else 'incremental'
     now = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    state.update({'structure': structure, f'last_{kind}': {'seconds': round(total, 1), 'when': now,
+    if kind != 'subset': state['structure'] = structure
+    state.update({f'last_{kind}': {'seconds': round(total, 1), 'when': now,
                   'executed': n_exec, 'notebooks': len(rels), 'flags': flags}})
     if not failed: STATE.parent.mkdir(parents=True, exist_ok=True); STATE.write_text(json.dumps(state, indent=1))
     print(f'nbdocs: site: {(site / "index.html").relative_to(ROOT)} ({len(rels)} pages; {n_exec} executed, '
