@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from emosynth_nb.analysis import (extract_embeddings, unit, class_centres, angles_to, sphere_measures, class_measures,
-                                  summarise_runs, sphere_figure, spheres_side_by_side, project, projection_figure,
-                                  class_colours, loss_plane, loss_line, landscape_figure, line_figure, LossMetric)
+                                  sphere_figure, spheres_side_by_side, project, projection_figure,
+                                  class_colours, loss_plane, loss_line, LossMetric)
+from emosynth_nb.viz.landscape import landscape_figure, line_figure, landscapes_side_by_side
 from emosynth_nb.analysis.landscape import _batches
 from emosynth_nb.losses import make_loss
 
@@ -63,13 +64,6 @@ def test_class_measures_table_and_ref_weights():
     t = class_measures(P, y, classes=['a', 'b', 'c'])
     assert list(t.index) == ['a', 'b', 'c'] and np.allclose(t.intra_mean_deg, 40) and np.allclose(t.nearest_deg, 90)
     assert sphere_measures(P, y, ref=3 * torch.eye(3))['band_frac'] == 0.5
-
-
-def test_summarise_runs_mean_and_spread():
-    recs = [dict(loss='ce', seed=s, a=float(s)) for s in range(3)] + [dict(loss='mam', seed=0, a=1.0)]
-    s = summarise_runs(recs)
-    assert s.loc['ce', ('a', 'mean')] == 1.0 and s.loc['ce', ('a', 'std')] == pytest.approx(1.0)
-    assert s.loc['ce', ('runs', '')] == 3 and math.isnan(s.loc['mam', ('a', 'std')])
 
 
 # ---------------------------------------------------------------- bad input
@@ -153,6 +147,7 @@ def test_plane_shape_and_minimum_near_centre(trained):
     assert all(torch.equal(a, b) for a, b in zip(before, after)) and next(net.parameters()).requires_grad
     fig = landscape_figure(ls)
     assert [type(t).__name__ for t in fig.data] == ['Contour', 'Scatter', 'Surface']
+    assert [type(t).__name__ for t in landscapes_side_by_side({'a': ls, 'b': ls}).data] == ['Contour', 'Scatter'] * 2
 
 
 def test_margin_loss_plane_moves_class_weights(trained):
