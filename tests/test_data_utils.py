@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from emosynth_nb.data import (SynthFER, stratified_split, group_kfold, balanced_class_weights, balanced_sampler,
+from emosynth_nb.data import (SynthFER, stratified_split, group_kfold, group_split, balanced_class_weights, balanced_sampler,
                               make_transforms, ten_crop_transform, tta_logits, leakage_audit)
 from emosynth_nb.data.fer import FER2013, CKPlus
 from emosynth_nb.data.fixtures import write_fer2013, write_ckplus
@@ -90,3 +90,32 @@ def test_leakage_audit_near_and_bad():
     assert not rep.exact['train', 'val'] and not rep.near['train', 'val']
     with pytest.raises(ValueError, match="at least two named datasets"):
         leakage_audit({'train': tr})
+
+
+def test_group_split_synthfer_no_identity_on_both_sides():
+    ds = SynthFER(500, n_identities=30, seed=7)
+    for seed in (0, 1, 2):
+        tr, va = group_split(ds.identities, 0.25, seed=seed, labels=ds.targets)
+        assert not set(ds.identities[tr]) & set(ds.identities[va])
+        assert np.array_equal(np.sort(np.concatenate([tr, va])), np.arange(500))
+        assert abs(len(va) / 500 - 0.25) < 0.03
+    tr2, va2 = group_split(ds.identities, 0.25, seed=2, labels=ds.targets)
+    assert np.array_equal(va, va2)
+
+
+def test_group_split_ckplus_subjects(tmp_path):
+    write_ckplus(tmp_path)
+    ds = CKPlus(tmp_path)
+    s = np.array(ds.subjects)
+    tr, va = group_split(s, 0.3, seed=0)
+    assert len(tr) and len(va) and not set(s[tr]) & set(s[va])
+
+
+@pytest.mark.parametrize("args,kw,msg", [(([3, 3, 3], 0.2), {}, "at least 2 distinct groups"),
+                                         (([0] * 9 + [1], 0.5), {}, "cannot be met with whole groups"),
+                                         (([0, 1], 0.0), {}, "val_frac must be in"),
+                                         (([], 0.2), {}, "groups is empty"),
+                                         (([0, 1, 2, 3], 0.5), {'labels': [0, 1, 0]}, "labels has 3 entries")])
+def test_group_split_bad(args, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        group_split(*args, **kw)
