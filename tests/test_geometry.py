@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from emosynth_nb.analysis import (extract_embeddings, unit, class_centres, angles_to, sphere_measures, class_measures,
-                                  sphere_figure, spheres_side_by_side, project, projection_figure,
-                                  class_colours, loss_plane, loss_line, LossMetric)
+                                  loss_plane, loss_line, LossMetric)
+from emosynth_nb.viz.features import sphere_figure, spheres_side_by_side, projection_figure, class_colours
+from emosynth_nb.viz.numbers import project
 from emosynth_nb.viz.landscape import landscape_figure, line_figure, landscapes_side_by_side
 from emosynth_nb.analysis.landscape import _batches
 from emosynth_nb.losses import make_loss

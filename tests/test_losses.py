@@ -221,7 +221,7 @@ def test_focal_ratio_and_bound():
 # ---------------------------------------------------------------- gradcheck (float64, away from singular points)
 EXACT = {"dam_softmax": {"detach": False}, "mam": {"detach": False}}  # detached margins are not the exact gradient
 GRADCHECK = [(n, EXACT.get(n, {})) for n in LOSS_NAMES] + [
-    ("sce", {"alpha_mode": "sample"}), ("l_softmax", {"m": 1.5, "form": "general"}), ("mam+sce", {"detach": False}),
+    ("sce", {"alpha_mode": "sample"}), ("l_softmax", {"m": 1.5, "form": "general"}), ("mam+sce", {"margin_kw": {"detach": False}}),
     ("arcface+focal", {"gamma": 0.5}), ("arcface", {"fallback": "clamp", "m": 1.0}), ("mam", {"detach": False, "reading": "batch_index"})]
 
 @pytest.mark.parametrize("name,hp", GRADCHECK, ids=[f"{n}-{i}" for i, (n, _) in enumerate(GRADCHECK)])

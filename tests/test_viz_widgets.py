@@ -9,6 +9,7 @@ import pytest
 import torch
 from emosynth_nb.losses import ArcFace, CosFace, DAMS, LSoftmax, CrossEntropy, Focal, MAM
 from emosynth_nb.viz import *
+from emosynth_nb.viz.numbers import theta_grid, make_margin, boundary_curve, criterion_curves, scale_lower_bound
 
 TH = theta_grid()
 EXPLORERS = {  # factory: (control to move, values to step through)
@@ -95,7 +96,7 @@ def test_static_slider_figures_hold_the_library_values():
 def test_bad_input_says_what_is_allowed():
     with pytest.raises(ValueError, match="loss must be one of"): margin_explorer("arcfase")
     with pytest.raises(ValueError, match="loss must be one of"): contour_explorer("hinge")
-    with pytest.raises(ValueError, match="unknown margin 'x'"): make_margin("x")
+    with pytest.raises(ValueError, match="margin name must be one of"): make_margin("x")
     with pytest.raises(ValueError, match="1 to 101"): slider_figure(lambda v: [], [], "a")
     with pytest.raises(ValueError, match="p must be in"): scale_lower_bound(7, 1.5)
 

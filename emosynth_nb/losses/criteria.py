@@ -8,7 +8,7 @@ import math, numbers
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import check_number, check_labels, check_matrix
+from ..core import check_number, check_choice, check_labels, check_matrix
 from .functional import *
 
 # %% auto #0
@@ -21,8 +21,7 @@ class Criterion(nn.Module):
     "Base class: a loss on logits (N, C) and labels (N,) with `reduction` in `REDUCTIONS`."
     def __init__(self, reduction:str="mean"): # "mean", "sum" or "none"
         super().__init__()
-        if reduction not in REDUCTIONS: raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
 
     def _per_sample(self, z, y): raise NotImplementedError
     def _reduce(self, l): return l.mean() if self.reduction == "mean" else l.sum() if self.reduction == "sum" else l
@@ -108,7 +107,7 @@ class ThesisSCE(Criterion):
                  reduction:str="mean"): # "mean", "sum" or "none"
         super().__init__(reduction)
         self.a, self.b = check_number("a", a, 0), check_number("b", b, 0)
-        if alpha_mode not in SCE_ALPHA_MODES: raise ValueError(f"alpha_mode must be one of {SCE_ALPHA_MODES}, got {alpha_mode!r}")
+        check_choice("alpha_mode", alpha_mode, SCE_ALPHA_MODES)
         self.log_base = check_number("log_base", log_base, 0, lo_open=True)
         if log_base == 1: raise ValueError("log_base must be positive and not 1, got 1")
         self.alpha_mode, self.class_mean, self.detach = alpha_mode, bool(class_mean), bool(detach)

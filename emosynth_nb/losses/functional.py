@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..core import check_choice
 
 # %% auto #0
 __all__ = ['ARC_FALLBACKS', 'SCE_ALPHA_MODES', 'compute_dtype', 'upcast', 'cos_eps', 'as_theta', 'clamp_cos', 'psi_additive',
@@ -64,7 +65,7 @@ def psi_arc(c:torch.Tensor, # target cosines, compute dtype
     if fallback == "hard": return torch.where(c > -math.cos(m), val, c - m * math.sin(m))
     if fallback == "easy": return torch.where(c > 0, val, c)
     if fallback == "clamp": return torch.where(c > -math.cos(m), val, torch.full_like(c, -1.))
-    raise ValueError(f"fallback must be one of {ARC_FALLBACKS}, got {fallback!r}")
+    check_choice("fallback", fallback, ARC_FALLBACKS)
 
 def dpsi_arc(c:torch.Tensor, m:float, fallback:str="hard"):
     "dψ/dc of `psi_arc` (closed form; finite at c = ±1 through the same clamps)."
@@ -77,7 +78,7 @@ def dpsi_arc(c:torch.Tensor, m:float, fallback:str="hard"):
     if fallback == "hard": return torch.where(c > -math.cos(m), d, one)
     if fallback == "easy": return torch.where(c > 0, d, one)
     if fallback == "clamp": return torch.where(c > -math.cos(m), d, torch.zeros_like(c))
-    raise ValueError(f"fallback must be one of {ARC_FALLBACKS}, got {fallback!r}")
+    check_choice("fallback", fallback, ARC_FALLBACKS)
 
 # %% ../../nbs/10_losses.functional.ipynb #833c10b5
 def chebyshev_cos(c:torch.Tensor, m:int) -> torch.Tensor:
@@ -180,7 +181,7 @@ def thesis_sce_per_sample(z:torch.Tensor, # logits (N, C)
                           log_base:float=10., # base of the log in the proposed term
                           detach:bool=False): # no gradient through α and the weight w_i
     "Per-sample terms of the thesis's SCE (N,), whose mean is the loss (α couples the batch)."
-    if alpha_mode not in SCE_ALPHA_MODES: raise ValueError(f"alpha_mode must be one of {SCE_ALPHA_MODES}, got {alpha_mode!r}")
+    check_choice("alpha_mode", alpha_mode, SCE_ALPHA_MODES)
     z = upcast(z)
     return _ThesisSCE.apply(z, y, float(a), float(b), alpha_mode == "batch", float(z.shape[1] if class_mean else 1),
                             math.log(log_base), bool(detach))
@@ -212,7 +213,7 @@ def logits_for_pt(p_t, # target probabilities in (0, 1), any shape (flattened)
     "Logits (N, C) and labels (all 0) whose target probability is `p_t` (for loss-vs-p_t curves)."
     pt = torch.as_tensor(np.asarray(p_t, dtype=np.float64)).reshape(-1)
     if not ((pt > 0) & (pt < 1)).all(): raise ValueError("p_t must lie in (0, 1)")
-    if rest not in ("uniform", "one"): raise ValueError(f"rest must be 'uniform' or 'one', got {rest!r}")
+    check_choice("rest", rest, ("uniform", "one"))
     q = (1 - pt)[:, None]
     if rest == "uniform": others = q.expand(-1, n_classes - 1) / (n_classes - 1)
     else:

@@ -12,6 +12,7 @@ from ..core import check_number, check_labels, check_matrix
 from .functional import upcast, cos_eps
 from .criteria import *
 from .margins import *
+from .margins import make_margin
 
 # %% auto #0
 __all__ = ['LOSS_NAMES', 'LinearHead', 'CosineHead', 'AngularHead', 'MarginLoss', 'make_loss']
@@ -131,19 +132,37 @@ def _split_name(name):
                          f"{tuple(MARGINS)} and a criterion in {tuple(CRITERIA)}")
     return mname, cname
 
+def _route(name, mname, cname, mkeys, ckeys, hkeys, margin_kw, criterion_kw, hparams):
+    "Split the settings of `make_loss` into (margin, criterion, head) keyword dicts."
+    parts = {"margin_kw": (margin_kw, mkeys, f"the margin {mname!r}"), "criterion_kw": (criterion_kw, ckeys, f"the criterion {cname!r}")}
+    out = {}
+    for arg, (kw, keys, what) in parts.items():
+        if kw is not None and not isinstance(kw, dict): raise TypeError(f"{arg} must be a dict of settings, got {type(kw).__name__}")
+        bad = [k for k in (kw or {}) if k not in keys]
+        if bad: raise TypeError(f"{arg} for {name!r}: {what} does not take {bad}; its settings are {keys}")
+        out[arg] = dict(kw or {})
+    mkw, ckw, hkw = out["margin_kw"], out["criterion_kw"], {}
+    for k, v in hparams.items():
+        where = [d for d, keys in ((mkw, mkeys), (ckw, ckeys), (hkw, hkeys)) if k in keys]
+        if not where: raise TypeError(f"{name!r} does not take {[k]}; allowed: {sorted(set(mkeys + ckeys + hkeys))}")
+        if len(where) > 1:
+            raise TypeError(f"{k!r} is a setting of both the margin {mname!r} and the criterion {cname!r}; say which part gets it: "
+                            f"make_loss({name!r}, ..., margin_kw={{{k!r}: {v!r}}}) or criterion_kw={{{k!r}: {v!r}}}")
+        if k in where[0]: raise TypeError(f"{k!r} is given twice for {name!r}: flat and in margin_kw/criterion_kw")
+        where[0][k] = v
+    return mkw, ckw, hkw
+
 def make_loss(name:str, # a name in `LOSS_NAMES` or "margin+criterion", e.g. "mam+sce"
               embed_dim:int, # embedding size D
               n_classes:int, # number of classes C ≥ 2
-              **hparams) -> MarginLoss: # hyper-parameters of the margin, criterion and head (`bias`)
+              margin_kw:dict|None=None, # settings for the margin only (see `margin_settings`)
+              criterion_kw:dict|None=None, # settings for the criterion only
+              **hparams) -> MarginLoss: # settings of the margin, criterion or head (`bias`), each declared by one part
     "Build the loss `name` as a `MarginLoss` module with class weights of shape (n_classes, embed_dim)."
     mname, cname = _split_name(name)
     check_number("embed_dim", embed_dim, 1, integer=True); check_number("n_classes", n_classes, 2, integer=True)
     mcls, ccls = MARGINS[mname], CRITERIA[cname]
-    mkeys, ckeys = _params(mcls), _params(ccls)
     hkeys = ["bias"] if mcls.space == "logits" else []
-    unknown = [k for k in hparams if k not in mkeys + ckeys + hkeys]
-    if unknown: raise TypeError(f"{name!r} does not take {unknown}; allowed: {sorted(set(mkeys + ckeys + hkeys))}")
-    bias = hparams.get("bias", mname == "softmax")
-    margin = mcls(**{k: v for k, v in hparams.items() if k in mkeys})
-    crit = ccls(**{k: v for k, v in hparams.items() if k in ckeys})
-    return MarginLoss(_head_for(mcls, int(embed_dim), int(n_classes), bias), margin, crit, name=name)
+    mkw, ckw, hkw = _route(name, mname, cname, _params(mcls), _params(ccls), hkeys, margin_kw, criterion_kw, hparams)
+    head = _head_for(mcls, int(embed_dim), int(n_classes), hkw.get("bias", mname == "softmax"))
+    return MarginLoss(head, make_margin(mname, **mkw), ccls(**ckw), name=name)

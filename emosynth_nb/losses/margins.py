@@ -4,22 +4,43 @@
 
 # %% ../../nbs/12_losses.margins.ipynb #784e3e34
 from __future__ import annotations
-import math, numbers, warnings
+import inspect, math, numbers, warnings
+from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..core import check_number
+from ..core import check_number, check_choice
 from .functional import *
 
 # %% auto #0
-__all__ = ['GRAD_MODES', 'AMSoftmax', 'DAM_FORMS', 'DoubleAMSoftmax', 'MULT_FORMS', 'SphereFace', 'MAM_READINGS', 'MAM_ORDERS',
-           'MARGINS', 'Margin', 'PlainSoftmax', 'SoftMargin', 'CosineMargin', 'NormSoftmax', 'CosFace', 'ArcFace',
-           'DynamicAMSoftmax', 'DAMS', 'LambdaSchedule', 'MultiplicativeMargin', 'LSoftmax', 'ASoftmax', 'MAM']
+__all__ = ['SETTING_UNITS', 'GRAD_MODES', 'GRAD_SETTING', 'AMSoftmax', 'DAM_FORMS', 'DoubleAMSoftmax', 'MULT_FORMS', 'SphereFace',
+           'MAM_READINGS', 'MAM_ORDERS', 'MARGINS', 'Setting', 'Margin', 'PlainSoftmax', 'SoftMargin', 'scale_setting',
+           'CosineMargin', 'NormSoftmax', 'CosFace', 'ArcFace', 'DynamicAMSoftmax', 'DAMS', 'LambdaSchedule',
+           'MultiplicativeMargin', 'LSoftmax', 'ASoftmax', 'MAM', 'margin_settings', 'make_margin']
+
+# %% ../../nbs/12_losses.margins.ipynb #e3d2e1d9
+SETTING_UNITS = ("rad", "cos", "logit", "int", "scale", "")
+
+@dataclass(frozen=True)
+class Setting:
+    "One setting of a margin, as a widget or the CLI offers it (`lo`, `hi`, `step`: the range shown; the class checks values)."
+    name:str # the constructor argument
+    label:str # display name, e.g. "margin m"
+    default:object # the constructor's default
+    lo:float|None=None # smallest value a slider offers
+    hi:float|None=None # largest value a slider offers
+    step:float|None=None # slider step
+    unit:str='' # one of `SETTING_UNITS` ('' for choices and plain numbers)
+    choices:tuple=() # the allowed values of a categorical setting
+    doc:str='' # one line: what it does
+    def __post_init__(self): check_choice("unit", self.unit, SETTING_UNITS)
 
 # %% ../../nbs/12_losses.margins.ipynb #b97cac7a
 class Margin(nn.Module):
     "Base class: a target-logit transform; subclasses set `space` and implement `_psi_c` and `forward`."
+    label = "margin"  # display name
+    settings:tuple = ()  # the `Setting`s a widget or the CLI may set, m first
     space = "logits"
     needs_target = False  # whether the margin reads the target entries (else the head need not supply them)
     def _psi_c(self, c:torch.Tensor) -> torch.Tensor: return c  # ψ as a function of the target cosine
@@ -53,11 +74,14 @@ def _add_at_target(z:torch.Tensor, y:torch.Tensor, delta, inplace:bool=False) ->
 # %% ../../nbs/12_losses.margins.ipynb #3886eea9
 class PlainSoftmax(Margin):
     "No margin: the raw logits pass through (ψ(θ) = cos θ)."
+    label, settings = "softmax (no margin)", ()
     space = "logits"
 
 # %% ../../nbs/12_losses.margins.ipynb #2a036b07
 class SoftMargin(Margin):
     "Soft-margin softmax: z_y − m on raw logits (thesis eq. 12)."
+    label = "soft margin"
+    settings = (Setting("m", "margin m", 0.5, 0., 3., 0.1, "logit", doc="subtracted from the target logit, ≥ 0"),)
     space = "logits"
     def __init__(self, m:float=0.5): # additive margin in logit units, ≥ 0
         super().__init__(); self.m = check_number("m", m, 0)
@@ -67,6 +91,11 @@ class SoftMargin(Margin):
 
 # %% ../../nbs/12_losses.margins.ipynb #da470c6f
 GRAD_MODES = ("exact", "detached")
+GRAD_SETTING = Setting("grad_mode", "gradient", "exact", choices=GRAD_MODES,
+                       doc="'detached': forward ψ, backward as if ψ(c) = c")
+def scale_setting(default:float) -> Setting:
+    "The scale s of a cosine margin as a `Setting` (the default differs between losses)."
+    return Setting("s", "scale s", default, 1., 64., 1., "scale", doc="logit = s × cosine, > 0")
 
 class CosineMargin(Margin):
     "Base for margins on normalised cosines: z_j = s·cos θ_j, z_y = s·ψ(θ_y)."
@@ -75,8 +104,7 @@ class CosineMargin(Margin):
                  grad_mode:str="exact"): # "exact" or "detached" (forward ψ, backward as if ψ(c) = c)
         super().__init__()
         self.s = check_number("s", s, 0, lo_open=True)
-        if grad_mode not in GRAD_MODES: raise ValueError(f"grad_mode must be one of {GRAD_MODES}, got {grad_mode!r}")
-        self.grad_mode = grad_mode
+        self.grad_mode = check_choice("grad_mode", grad_mode, GRAD_MODES)
 
     needs_target = True
     def _nontarget(self, c): return c  # cosine-unit transform of every column (elementwise)
@@ -95,6 +123,7 @@ class CosineMargin(Margin):
 
 class NormSoftmax(CosineMargin):
     "Normalised softmax (NormFace): s·cos θ, no margin."
+    label, settings = "NormFace (no margin)", (scale_setting(30.), GRAD_SETTING)
     needs_target = False
     def _const_delta(self): return 0.
 
@@ -106,6 +135,9 @@ def _check_cos_margin(m):
 
 class CosFace(CosineMargin):
     "AM-Softmax / CosFace: ψ(θ) = cos θ − m (thesis eq. 13–14)."
+    label = "CosFace / AM-Softmax"
+    settings = (Setting("m", "margin m", 0.35, 0., 1., 0.05, "cos", doc="subtracted from the target cosine, in [0, 2]"),
+                scale_setting(30.), GRAD_SETTING)
     def __init__(self, s:float=30., # scale s > 0
                  m:float=0.35, # additive cosine margin, cosine units in [0, 2]
                  grad_mode:str="exact"): # "exact" or "detached"
@@ -119,6 +151,10 @@ AMSoftmax = CosFace
 # %% ../../nbs/12_losses.margins.ipynb #9418cc41
 class ArcFace(CosineMargin):
     "ArcFace (additive angular margin): ψ(θ) = cos(θ + m), m in radians, with a fallback past π − m."
+    label = "ArcFace"
+    settings = (Setting("m", "margin m", 0.5, 0., 1.5, 0.05, "rad", doc="added to the target angle, radians in [0, π/2]"),
+                scale_setting(64.), Setting("fallback", "fallback", "hard", choices=ARC_FALLBACKS, doc="ψ for θ > π − m"),
+                GRAD_SETTING)
     def __init__(self, s:float=64., # scale s > 0
                  m:float=0.5, # additive angular margin in RADIANS, in [0, π/2] (warns above, errors ≥ π)
                  fallback:str="hard", # for θ > π − m: "hard", "easy", "clamp" or "none"
@@ -129,8 +165,7 @@ class ArcFace(CosineMargin):
             raise ValueError(f"ArcFace m is in radians and must be in [0, π/2]; m={m!r} looks like degrees "
                              f"(use math.radians({m!r}) = {math.radians(m):.4f})")
         if m > math.pi / 2: warnings.warn(f"ArcFace m={m!r} rad is above π/2; margins are in radians (did you mean degrees?)")
-        if fallback not in ARC_FALLBACKS: raise ValueError(f"fallback must be one of {ARC_FALLBACKS}, got {fallback!r}")
-        self.m, self.fallback = m, fallback
+        self.m, self.fallback = m, check_choice("fallback", fallback, ARC_FALLBACKS)
     def _psi_c(self, c): return psi_arc(c, self.m, self.fallback)
     def _dpsi_c(self, c): return dpsi_arc(c, self.m, self.fallback)
 
@@ -139,6 +174,12 @@ DAM_FORMS = ("scaled", "tempered")
 
 class DynamicAMSoftmax(CosineMargin):
     "Dynamic additive margin (D. Zhou 2020): z_y = s(cos θ_y − m_i), m_i = f(cos θ_y), detached."
+    label = "dynamic AM-Softmax"
+    settings = (Setting("m", "margin m", 0.2, 0., 0.6, 0.05, "cos", doc="base margin m, cosine units ≥ 0"), scale_setting(30.),
+                Setting("lam", "λ", 2., 0.5, 10., 0.5, doc="temperature of the margin function, > 0"),
+                Setting("form", "form", "scaled", choices=DAM_FORMS, doc="'scaled': m·e^(1−cos)/λ, 'tempered': m·e^((1−cos)/λ)"),
+                Setting("detach", "detach margin", True, choices=(True, False), doc="margin a constant in the backward pass"),
+                GRAD_SETTING)
     def __init__(self, s:float=30., # scale s > 0
                  m:float=0.2, # base margin, cosine units ≥ 0
                  lam:float=2., # λ > 0 of the margin function
@@ -148,7 +189,7 @@ class DynamicAMSoftmax(CosineMargin):
                  grad_mode:str="exact"): # "exact" or "detached"
         super().__init__(s, grad_mode)
         self.m, self.lam = _check_cos_margin(m), check_number("lam", lam, 0, lo_open=True)
-        if form not in DAM_FORMS: raise ValueError(f"form must be one of {DAM_FORMS}, got {form!r}")
+        check_choice("form", form, DAM_FORMS)
         if margin_fn is not None and not callable(margin_fn): raise TypeError("margin_fn must be a callable cos -> margin")
         self.form, self.margin_fn, self.detach, self.last_margins = form, margin_fn, bool(detach), None
 
@@ -170,6 +211,9 @@ class DynamicAMSoftmax(CosineMargin):
 # %% ../../nbs/12_losses.margins.ipynb #c0889f8d
 class DAMS(CosineMargin):
     "Double additive margin softmax: s(cos θ_y − m) at the target, s(cos θ_j + m) elsewhere (eq. 15–16)."
+    label = "DAMS (double additive)"
+    settings = (Setting("m", "margin m", 0.175, 0., 1., 0.05, "cos", doc="on each side (target −m, others +m), in [0, 1]"),
+                scale_setting(30.), GRAD_SETTING)
     def __init__(self, s:float=30., # scale s > 0
                  m:float=0.175, # margin on each side, cosine units in [0, 1]; equals CosFace(2m)
                  grad_mode:str="exact"): # "exact" or "detached"
@@ -203,6 +247,16 @@ class LambdaSchedule:
 # %% ../../nbs/12_losses.margins.ipynb #32d5c0c1
 MULT_FORMS = ("classic", "general")
 
+def _mult_settings(sched:dict) -> tuple:
+    "The settings of L-/A-Softmax, with the loss's own λ schedule as defaults."
+    return (Setting("m", "margin m", 4, 1, 6, 1, "int", doc="multiplies the target angle; an integer for form='classic'"),
+            Setting("form", "form", "classic", choices=MULT_FORMS, doc="'classic': integer m (Chebyshev), 'general': real m"),
+            Setting("lam", "λ (fixed)", None, 0., 20., 0.5, doc="hold λ at this value (0: the pure ψ); None: anneal it"),
+            Setting("lam_base", "λ at step 0", sched["base"], 0., 2000., 10., doc="λ schedule: start value"),
+            Setting("lam_gamma", "λ decay γ", sched["gamma"], 0., 1., 1e-5, doc="λ schedule: decay rate per step"),
+            Setting("lam_power", "λ decay power", sched["power"], 0., 50., 1., doc="λ schedule: decay exponent"),
+            Setting("lam_min", "λ floor", sched["lam_min"], 0., 20., 0.5, doc="λ schedule: floor"))
+
 class MultiplicativeMargin(Margin):
     "Base for L-/A-Softmax: z_y = A_y·(λ cos θ_y + ψ(θ_y))/(1 + λ), ψ piecewise; λ annealed per training step."
     space = "angular"
@@ -210,13 +264,14 @@ class MultiplicativeMargin(Margin):
     _default_schedule = dict(base=1000., gamma=0.12, power=1., lam_min=5.)
     def __init__(self, m:float=4, # multiplicative angular margin ≥ 1 (an integer for form="classic")
                  form:str="classic", # "classic" (integer m, Chebyshev) or "general" (real m, via acos)
+                 lam:float|None=None, # hold λ constant at this value (0: the pure ψ); None: the annealing schedule
                  lam_base:float|None=None, # λ schedule: λ at step 0 (None: the loss's default)
                  lam_gamma:float|None=None, # λ schedule: decay rate γ
                  lam_power:float|None=None, # λ schedule: decay exponent
                  lam_min:float|None=None, # λ schedule: floor
                  schedule:LambdaSchedule|None=None): # or a ready `LambdaSchedule` (overrides lam_*)
         super().__init__()
-        if form not in MULT_FORMS: raise ValueError(f"form must be one of {MULT_FORMS}, got {form!r}")
+        check_choice("form", form, MULT_FORMS)
         check_number("m", m, 1)
         if form == "classic" and not float(m).is_integer():
             raise ValueError(f"m must be an integer ≥ 1 for form='classic' (the paper's), got {m!r}; use form='general' for real m")
@@ -224,6 +279,12 @@ class MultiplicativeMargin(Margin):
         kw = {**self._default_schedule, **{k: v for k, v in dict(base=lam_base, gamma=lam_gamma, power=lam_power,
                                                                    lam_min=lam_min).items() if v is not None}}
         if schedule is not None and not isinstance(schedule, LambdaSchedule): raise TypeError("schedule must be a LambdaSchedule")
+        if lam is not None:
+            check_number("lam", lam, 0)
+            given = [k for k, v in dict(schedule=schedule, lam_base=lam_base, lam_gamma=lam_gamma, lam_power=lam_power,
+                                         lam_min=lam_min).items() if v is not None]
+            if given: raise ValueError(f"lam fixes λ, so the schedule settings {given} cannot be used with it; pass one or the other")
+            schedule = LambdaSchedule(base=lam, gamma=0., power=0., lam_min=0.)
         self.schedule = schedule or LambdaSchedule(**kw)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
@@ -249,10 +310,12 @@ class MultiplicativeMargin(Margin):
 class LSoftmax(MultiplicativeMargin):
     "L-Softmax (Liu et al. 2016): ‖W_y‖‖x‖ψ(θ_y) on an unnormalised linear head (thesis eq. 11)."
     _default_schedule = dict(base=1000., gamma=2.5e-5, power=35., lam_min=0.)
+    label, settings = "L-Softmax", _mult_settings(_default_schedule)
 
 class ASoftmax(MultiplicativeMargin):
     "A-Softmax / SphereFace (Liu et al. 2017): ‖x‖ψ(θ_y) with normalised class weights (eq. 9–10)."
     _default_schedule = dict(base=1000., gamma=0.12, power=1., lam_min=5.)
+    label, settings = "A-Softmax / SphereFace", _mult_settings(_default_schedule)
 
 SphereFace = ASoftmax
 
@@ -262,6 +325,14 @@ MAM_ORDERS = ("clip_log", "log_clip")
 
 class MAM(Margin):
     "The thesis's MAM-SoftMax: z_y − M_U with M_U = mean(z) + M_c, M_c a clipped log of the ArgMax count."
+    label = "MAM-SoftMax (thesis)"
+    settings = (Setting("eps", "ε", 0.2, 0.05, 2., 0.05, doc="added to the ArgMax sum M_v, > 0"),
+                Setting("reading", "reading", "class_density", choices=MAM_READINGS, doc="per-class M_U or the literal scalar"),
+                Setting("order", "order", "clip_log", choices=MAM_ORDERS, doc="clip then log (algorithm) or log then clip (eq. 24)"),
+                Setting("log_base", "log base", 10., 2., 10., 0.5, doc="base of the log, > 0 and ≠ 1"),
+                Setting("clip", "clip (lo, hi)", (0., 4.), doc="clip bounds, 0 ≤ lo ≤ hi"),
+                Setting("margin_scale", "margin scale", 1., 0., 2., 0.1, "scale", doc="factor on M_U, ≥ 0 (0: plain softmax)"),
+                Setting("detach", "detach margin", True, choices=(True, False), doc="M_U a constant in the backward pass"))
     space = "logits"
     def __init__(self, eps:float=0.2, # ε added to the ArgMax sum M_v, > 0
                  reading:str="class_density", # "class_density" (per-class M_U) or "batch_index" (literal scalar)
@@ -272,8 +343,7 @@ class MAM(Margin):
                  detach:bool=True): # M_U a constant in the backward pass
         super().__init__()
         self.eps = check_number("eps", eps, 0, lo_open=True)
-        if reading not in MAM_READINGS: raise ValueError(f"reading must be one of {MAM_READINGS}, got {reading!r}")
-        if order not in MAM_ORDERS: raise ValueError(f"order must be one of {MAM_ORDERS}, got {order!r}")
+        check_choice("reading", reading, MAM_READINGS); check_choice("order", order, MAM_ORDERS)
         self.log_base = check_number("log_base", log_base, 0, lo_open=True)
         if log_base == 1: raise ValueError("log_base must be positive and not 1, got 1")
         if not (isinstance(clip, (tuple, list)) and len(clip) == 2): raise ValueError(f"clip must be a pair (lo, hi), got {clip!r}")
@@ -308,5 +378,23 @@ class MAM(Margin):
 
 # %% ../../nbs/12_losses.margins.ipynb #f032d707
 MARGINS = {"softmax": PlainSoftmax, "soft_margin": SoftMargin, "l_softmax": LSoftmax, "a_softmax": ASoftmax,
-           "am_softmax": CosFace, "cosface": CosFace, "arcface": ArcFace, "dam_softmax": DynamicAMSoftmax,
+           "cosface": CosFace, "am_softmax": CosFace, "arcface": ArcFace, "dam_softmax": DynamicAMSoftmax,
            "dams": DAMS, "mam": MAM, "norm_softmax": NormSoftmax}
+
+# %% ../../nbs/12_losses.margins.ipynb #2169a5f0
+def _init_params(cls) -> list:
+    "Constructor arguments of `cls` (without self)."
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+def margin_settings(name:str) -> dict:
+    "The `Setting`s of the margin `name` (a key of `MARGINS`), keyed by setting name, m first."
+    return {st.name: st for st in MARGINS[check_choice("margin", name, MARGINS)].settings}
+
+def make_margin(name:str, # a key of `MARGINS`, e.g. 'arcface'
+                **settings) -> Margin: # the margin's settings (see `margin_settings(name)`)
+    "Build the margin `name` with `settings`; an unknown setting is a `TypeError` that lists the allowed ones."
+    cls = MARGINS[check_choice("margin", name, MARGINS)]
+    allowed = _init_params(cls)
+    unknown = [k for k in settings if k not in allowed]
+    if unknown: raise TypeError(f"margin {name!r} does not take {unknown}; its settings are {allowed}")
+    return cls(**settings)
