@@ -1,29 +1,110 @@
-"""Benchmark for `emosynth_nb.analysis`: UMAP of 5,000 points and a 25×25 loss landscape of the tiny model.
+"""Feature-geometry runs too long for the docs build, saved for `nbs/65_feature_geometry.ipynb` to load and label.
 
-    flock /tmp/bench.lock python benchmarks/geometry.py [--quick]
+    flock /tmp/bench.lock nice python benchmarks/geometry.py synthfer [--seeds 3] [--losses ce,am_softmax,...]
+    flock /tmp/bench.lock nice python benchmarks/geometry.py digits   [--seeds 10]
+    flock /tmp/bench.lock python benchmarks/geometry.py timing [--quick]
 
-Targets (issue 8, on 2 CPU cores): UMAP of 5,000 points ≤ 30 s, 25×25 landscape of the tiny model ≤ 60 s
-(here: the tiny EmoSynthNet with a 3-D embedding and MAM+SCE, 128 SynthFER images at 48×48, synthetic).
-Wall and CPU time of this process are both printed: on a machine shared with other jobs the wall time grows
-with the load, the single-threaded CPU time much less (`--threads 1`).
-Each task is printed with a reference measured in the same run, so the ratios stay meaningful on a loaded or
-shared machine (the absolute times do not):
-- UMAP: reference = the exact 15-nearest-neighbour graph of the same points (scikit-learn), the step every
-  neighbour-graph method must do; the first UMAP call in a process also compiles numba code, shown separately.
-- landscape: reference = (number of grid points) × (one evaluation of the loss at the trained weights), i.e. the
-  pure cost of the forward passes; the ratio is the overhead of moving the weights and of the grid.
+- `synthfer`: the six losses of the geometry page on SynthFER (**synthetic** faces, 32×32, test faces of people not
+  seen in training) with the tiny EmoSynthNet and a 3-D embedding, trained with `recipe('synthfer', loss_name)`.
+  Writes `benchmarks/results/geometry_synthfer.csv` (one row per run: train and test accuracy, convergence flags,
+  intra-class angle, smallest angle between class centres, separation ratio, CPU seconds) and `.json` (command,
+  commit, date, machine, sizes, and the test embeddings of the first seed of each loss for the page's spheres).
+- `digits`: the same six losses on scikit-learn's digits with the digits recipe as it is (no budget overrides),
+  more seeds than the page runs. Writes `geometry_digits.csv` / `.json`.
+- `timing` (issue 8): UMAP of 5,000 points (target ≤ 30 s on 2 cores) and a 25×25 loss landscape of the tiny
+  model (≤ 60 s), each next to a reference measured in the same run (the exact 15-NN graph; the grid's forward
+  passes), so the ratios stay meaningful on a shared machine. Prints a table, saves nothing.
 """
-import argparse, os, platform, sys, time, warnings
+import argparse, json, os, platform, subprocess, sys, time, warnings
+from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
+import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from emosynth_nb.analysis import project, loss_plane, LossMetric
-from emosynth_nb.analysis.landscape import _batches
-from emosynth_nb.losses import make_loss
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LOSSES = ('ce', 'am_softmax', 'arcface', 'dams', 'mam', 'mam+sce')
 
 
+def machine() -> str:
+    "A one-line description of this machine."
+    cpu = platform.processor() or platform.machine()
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ''
+    return f"{cpu}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+
+
+def commit() -> str:
+    "The git commit of this checkout (with '+dirty' when files differ from it)."
+    try:
+        c = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return c + ('+dirty' if dirty else '') if c else 'unknown'
+    except OSError: return 'unknown'
+
+
+def one_run(task, loss_name, seed, data, keep_emb=False, **overrides):
+    "Train `loss_name` on `task` with its recipe (3-D embedding); the run's record and (optionally) its test embeddings."
+    from emosynth_nb.core import set_seed
+    from emosynth_nb.losses import make_loss
+    from emosynth_nb.train import fit
+    from emosynth_nb.train.recipes import recipe, task_model, TASKS
+    from emosynth_nb.analysis import extract_embeddings, sphere_measures
+    train, test = data
+    c = time.process_time()
+    set_seed(seed); model = task_model(task, 3)
+    cfg, kw = recipe(task, loss_name, embed_dim=3, n_train=len(train), seed=seed, progress=False, **overrides)
+    loss = make_loss(loss_name, 3, TASKS[task]['n_classes'], **kw)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        res = fit(model, loss, train, test, cfg)
+    emb, y = extract_embeddings(res.model, test, progress=False)
+    m, rep = sphere_measures(emb, y), res.report
+    rec = dict(task=task, loss_name=loss_name, seed=seed, train_acc=rep.train_acc, test_acc=rep.test_acc, chance=rep.chance,
+               collapsed=rep.collapsed, near_chance=rep.near_chance, loss_still_falling=rep.loss_still_falling,
+               intra_mean_deg=m['intra_mean_deg'], inter_min_deg=m['inter_min_deg'], sep_ratio=m['sep_ratio'],
+               epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, loss_kwargs=json.dumps(kw),
+               warnings=' | '.join(str(x.message) for x in w if issubclass(x.category, RuntimeWarning)),
+               cpu_s=time.process_time() - c)
+    print(f"{task} {loss_name:10s} seed {seed}: train {rec['train_acc']:.3f} test {rec['test_acc']:.3f} "
+          f"intra {rec['intra_mean_deg']:.1f}° min centre {rec['inter_min_deg']:.1f}° ({rec['cpu_s']:.0f} s CPU)", flush=True)
+    if not keep_emb: return rec, None
+    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:300]   # a light figure
+    return rec, dict(train_acc=rec['train_acc'], test_acc=rec['test_acc'],
+                     emb=np.round(emb[keep].numpy(), 4).tolist(), y=y[keep].tolist())
+
+
+def run_grid(task, a, sizes, note):
+    "Every loss × seed of `task`; writes `geometry_<task>.csv` and `.json` under `--out`."
+    from emosynth_nb.train.recipes import task_data
+    torch.set_num_threads(a.threads)
+    losses = tuple(a.losses.split(',')) if a.losses else LOSSES
+    recs, embs, classes = [], {}, None
+    for seed in range(a.seeds):
+        data = task_data(task, seed, **({'n': a.n, 'size': a.size} if task == 'synthfer' else {}))
+        classes = list(getattr(data[1], 'classes', [str(i) for i in range(10)]))
+        for n in losses:
+            r, e = one_run(task, n, seed, data, keep_emb=seed == 0, **({'epochs': a.epochs} if a.epochs else {}))
+            recs.append(r)
+            if e is not None: embs[n] = e
+            save(a.out, f'geometry_{task}', pd.DataFrame(recs), sizes | dict(seeds_done=seed + (n == losses[-1])), note, embs, classes)
+    df = pd.DataFrame(recs)
+    print(df.groupby('loss_name', sort=False)[['train_acc', 'test_acc', 'intra_mean_deg', 'inter_min_deg', 'sep_ratio', 'cpu_s']].mean().round(3).to_string())
+
+
+def save(out, name, df, sizes, note, embs, classes):
+    "CSV of the runs and JSON of how they were made (rewritten after every run, so a stopped job keeps its runs)."
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / f'{name}.csv', index=False)
+    meta = dict(command='python ' + ' '.join(sys.argv), commit=commit(), machine=machine(),
+                date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), sizes=sizes, note=note,
+                synthetic=name.endswith('synthfer'), classes=classes, embeddings=embs)
+    (out / f'{name}.json').write_text(json.dumps(meta))
+
+
+# ---------------------------------------------------------------------------------------------------- timing (issue 8)
 def clusters(n=5000, d=16, k=7, seed=0):
     "`n` points in `d` dimensions around `k` random unit directions (synthetic)."
     g = np.random.default_rng(seed)
@@ -38,66 +119,59 @@ def timed(fn):
     return time.perf_counter() - t, time.process_time() - c, out
 
 
-def tiny_model_and_data(n, size):
-    "The tiny EmoSynthNet (3-D embedding) and `n` SynthFER test images (synthetic); falls back to a stand-in model."
+def timing(quick=False, threads=None):
+    from emosynth_nb.analysis import loss_plane, LossMetric
+    from emosynth_nb.analysis.landscape import _batches
+    from emosynth_nb.viz.numbers import project
+    from emosynth_nb.losses import make_loss
+    from emosynth_nb.models import create_model
     from emosynth_nb.data import SynthFER
-    X, y = SynthFER(n, seed=1, size=size).tensors()
-    try:
-        from emosynth_nb.models import emosynthnet_tiny
-        torch.manual_seed(0); model, name = emosynthnet_tiny(n_classes=7, in_chans=1, embed_dim=3), 'emosynthnet_tiny'
-    except ImportError:
-        from torch import nn
-        class Stand(nn.Module):
-            def __init__(self): super().__init__(); self.f, self.h = nn.Sequential(nn.Flatten(), nn.Linear(size * size, 64), nn.ReLU()), nn.Linear(64, 3)
-            def forward_features(self, x): return self.f(x)
-            def forward_head(self, x, pre_logits=False): return self.h(x)
-        torch.manual_seed(0); model, name = Stand(), 'stand-in MLP (models not importable)'
-    return model.eval(), make_loss('mam+sce', 3, 7), (X, y), name
-
-
-def main(quick=False, threads=None):
     if threads: torch.set_num_threads(threads)
     n_pts, steps, n_eval = (1000, 9, 64) if quick else (5000, 25, 128)
-    print(f"# emosynth_nb analysis benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    print(f"# emosynth_nb analysis benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
-    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-        print("# NOTE: other jobs are sharing this machine (load above half the CPU count): wall times are inflated;"
-              " read the ratios and the CPU times, not the absolute wall times.")
-    rows = []
-
-    # the landscape first: after UMAP, numba's worker threads would share the process's CPU time
-    model, loss, data, name = tiny_model_and_data(n_eval, 48)
-    metric = LossMetric(model, loss.eval(), _batches(data, n_eval, 256, 'cpu'))
-    metric()                                                                   # warm-up
+    X, y = SynthFER(n_eval, seed=1, size=48).tensors()
+    torch.manual_seed(0); model = create_model('emosynthnet_tiny', 0, 1, aux_classes=7, embed_dim=3).eval()
+    loss, data, rows = make_loss('mam+sce', 3, 7), (X, y), []
+    metric = LossMetric(model, loss.eval(), _batches(data, n_eval, 256, 'cpu')); metric()
     t_one, _, _ = timed(lambda: [metric() for _ in range(3)]); t_one /= 3
     t_plane, c_plane, ls = timed(lambda: loss_plane(model, loss, data, steps=steps, span=1.0, n_max=n_eval, progress=False))
     assert ls.loss.shape == (steps, steps) and np.isfinite(ls.loss).all()
-    rows.append((f"loss plane {steps}×{steps}, {name} (mam+sce), {n_eval} SynthFER imgs 48×48", t_plane, c_plane, 60.0,
+    rows.append((f"loss plane {steps}×{steps}, emosynthnet_tiny (mam+sce), {n_eval} SynthFER imgs 48×48", t_plane, c_plane, 60.0,
                  f"{steps * steps} × one evaluation", steps * steps * t_one))
-
-    X, y = clusters(n_pts)
+    P, _ = clusters(n_pts)
     from sklearn.neighbors import NearestNeighbors
-    t_knn, c_knn, _ = timed(lambda: NearestNeighbors(n_neighbors=15).fit(X).kneighbors(X))
-    t_cold, c_cold, _ = timed(lambda: project(X[:300], 'umap', 2))             # numba compilation
-    t_umap, c_umap, emb = timed(lambda: project(X, 'umap', 2))
+    t_knn, _, _ = timed(lambda: NearestNeighbors(n_neighbors=15).fit(P).kneighbors(P))
+    t_cold, c_cold, _ = timed(lambda: project(P[:300], 'umap', 2))
+    t_umap, c_umap, emb = timed(lambda: project(P, 'umap', 2))
     assert emb.shape == (n_pts, 2) and np.isfinite(emb).all()
     rows.append((f"UMAP 2-D, {n_pts} pts × 16-D (warm)", t_umap, c_umap, 30.0, "exact 15-NN graph", t_knn))
     rows.append(("UMAP first call in a process (numba compile, 300 pts)", t_cold, c_cold, None, "exact 15-NN graph", t_knn))
-
-    print(f"\n| task | wall (s) | CPU (s) | target (s) | wall / target | reference | reference wall (s) | wall / reference |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| task | wall (s) | CPU (s) | target (s) | reference | reference wall (s) | wall / reference |\n|---|---|---|---|---|---|---|")
     for task, t, c, target, ref, tr in rows:
-        tt = f"{target:.0f}" if target else "–"; ratio = f"{t / target:.2f}" if target else "–"
-        print(f"| {task} | {t:.1f} | {c:.1f} | {tt} | {ratio} | {ref} | {tr:.2f} | {t / tr:.2f} |")
-    print(f"\n# load average {os.getloadavg()[0]:.1f} at end")
+        print(f"| {task} | {t:.1f} | {c:.1f} | {f'{target:.0f}' if target else '–'} | {ref} | {tr:.2f} | {t / tr:.2f} |")
 
 
 if __name__ == '__main__':
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--quick', action='store_true', help='small sizes (a smoke test, not the benchmark)')
-    ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own choice)")
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument('what', choices=('synthfer', 'digits', 'timing'), help='which experiment')
+    ap.add_argument('--seeds', type=int, default=None, help='seeds 0..N-1 (default: synthfer 3, digits 10)')
+    ap.add_argument('--losses', default=None, help=f"comma-separated loss names (default: {','.join(LOSSES)})")
+    ap.add_argument('--epochs', type=int, default=None, help="override the recipe's epochs (default: the recipe's)")
+    ap.add_argument('--n', type=int, default=4000, help='synthfer: faces generated')
+    ap.add_argument('--size', type=int, default=32, help='synthfer: image side in pixels (≥ 32)')
+    ap.add_argument('--threads', type=int, default=1, help='torch threads (1: run two jobs side by side on two cores)')
+    ap.add_argument('--out', type=Path, default=ROOT / 'benchmarks' / 'results', help='folder for the CSV and JSON')
+    ap.add_argument('--quick', action='store_true', help='timing: small sizes (a smoke test)')
     a = ap.parse_args()
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        main(a.quick, a.threads)
+    if a.what == 'timing':
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore'); timing(a.quick, a.threads)
+    elif a.what == 'synthfer':
+        if a.size < 32: ap.error(f"--size must be at least 32 (the page's faces are ≥ 32 px), got {a.size}")
+        a.seeds = a.seeds or 3
+        run_grid('synthfer', a, dict(n=a.n, size=a.size, seeds=a.seeds, model='emosynthnet_tiny', embed_dim=3),
+                 "SynthFER is synthetic; the test faces are of people not seen in training; chance is 1/7.")
+    else:
+        a.seeds = a.seeds or 10
+        run_grid('digits', a, dict(seeds=a.seeds, model='mlp 64-128-3'), "scikit-learn digits with the digits recipe as it is.")

@@ -15,7 +15,7 @@ from sklearn.metrics import silhouette_score
 from ..core import check_matrix, check_labels, check_number
 
 # %% auto #0
-__all__ = ['extract_embeddings', 'unit', 'class_centres', 'angles_to', 'class_measures', 'sphere_measures', 'summarise_runs']
+__all__ = ['extract_embeddings', 'unit', 'class_centres', 'angles_to', 'class_measures', 'sphere_measures']
 
 # %% ../../nbs/60_analysis.geometry.ipynb #9dd2859d
 def _loader(data, batch_size:int) -> DataLoader:
@@ -169,18 +169,3 @@ def _angular_gap(e:torch.Tensor, y:torch.Tensor, ref:torch.Tensor, cls:torch.Ten
     own = a[torch.arange(len(e)), idx]
     other = a.scatter(1, idx.unsqueeze(1), math.inf).min(1).values
     return other - own
-
-# %% ../../nbs/60_analysis.geometry.ipynb #5817b5db
-def summarise_runs(records, # list of dicts (one per run), or a DataFrame
-                   by:str='loss', # column that names the group (e.g. the loss)
-                   cols=None, # numeric columns to summarise; `None`: all numeric except `seed`
-                  ) -> pd.DataFrame:
-    "Per group: mean and standard deviation (ddof=1) across runs of each measure, and the number of runs `runs`."
-    df = pd.DataFrame(records)
-    if by not in df.columns: raise ValueError(f"records have no column {by!r}; columns are {list(df.columns)}")
-    cols = cols or [c for c in df.select_dtypes('number').columns if c not in ('seed', by)]
-    g = df.groupby(by, sort=False)[cols]
-    out = pd.concat({'mean': g.mean(), 'std': g.std(ddof=1)}, axis=1).swaplevel(axis=1)
-    out = out[[(c, s) for c in cols for s in ('mean', 'std')]]
-    out[('runs', '')] = g.size()
-    return out

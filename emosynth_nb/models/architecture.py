@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ..core import check_number
 from .blocks import *
+from .api import EmbeddingModel
 
 # %% auto #0
 __all__ = ['EMOSYNTHNET_CFG', 'EMOSYNTHNET_TINY_CFG', 'THESIS_BUDGET', 'EmoSynthNet', 'emosynthnet', 'emosynthnet_tiny', 'budget',
@@ -25,10 +26,10 @@ def _check_ints(name, xs, lo=1):
     return tuple(int(v) for v in xs)
 
 # %% ../../nbs/31_models.architecture.ipynb #dd56c8ff
-class EmoSynthNet(nn.Module):
-    "EmoSynthNet: VGG-style encoder, U-Net decoder, multi-scale head, auxiliary residual side branch (timm-style API)."
+class EmoSynthNet(EmbeddingModel):
+    "EmoSynthNet: VGG-style encoder, U-Net decoder, multi-scale head, auxiliary residual side branch (an `EmbeddingModel`)."
     def __init__(self,
-                 n_classes:int=10, # classes of the main head; 0: no main head (`forward_head` returns the embedding)
+                 n_classes:int=10, # classes of the main head; 0: headless (`forward_head` returns the embedding; the loss owns the class weights)
                  in_chans:int=3, # input channels (1 gray, 3 RGB)
                  widths:Sequence=(80, 128, 256, 512), # channels of each encoder stage; len(widths) - 1 poolings
                  depths:Sequence=(2, 3, 4, 6), # 3×3 blocks in each encoder stage
@@ -84,7 +85,7 @@ def _build(self:EmoSynthNet, widths, depths, dec_depths, pointwise, upsample, fu
     self.fuse = MultiScaleFusion([widths[-1]] + [widths[i] for i in reversed(range(self.n_pool))], fuse_chs, act)
     self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
     self.pool = nn.AdaptiveAvgPool2d(self.head_pool)  # 1: global average pooling; k > 1 keeps a coarse layout
-    self.embed = nn.Linear(fuse_chs * self.head_pool ** 2, self.embed_dim)
+    self.embed_layer = nn.Linear(fuse_chs * self.head_pool ** 2, self.embed_dim)  # not `embed`: that is the contract's method
     self.head = nn.Linear(self.embed_dim, self.n_classes) if self.n_classes else nn.Identity()
     self.aux_stage = int(aux_stage)
     self.aux_head = AuxHead(widths[aux_stage], self.aux_classes, aux_width, aux_depth, drop_rate, act) if aux else None
@@ -122,34 +123,40 @@ def _check_input(self:EmoSynthNet, x):
                          f"(len(widths)={len(self.widths)}): height and width must be at least {m}")
 
 @patch
-def forward_features(self:EmoSynthNet, x:torch.Tensor, # images (N, in_chans, H, W)
-                     return_aux:bool=False): # also return the side branch's logits
-    "Fused multi-scale feature map (N, `num_features`, H, W); with `return_aux`, `(feats, aux_logits)`."
+def _encode_decode(self:EmoSynthNet, x:torch.Tensor) -> tuple:
+    "The fused multi-scale feature map and the encoder's outputs (the side branch reads one of them)."
     self._check_input(x)
     skips = []
     for stage in self.stages: x = stage(x); skips.append(x)  # scales 1, 1/2, ..., 1/2**n_pool
     decoded = [x]
     for j, dec in enumerate(self.decoder): x = dec(x, skips[-2 - j]); decoded.append(x)  # coarse -> fine
-    feats = self.fuse(decoded)
-    if not return_aux: return feats
-    aux = self.aux_head(skips[self.aux_stage]) if self.aux_head is not None else None
-    return feats, aux
+    return self.fuse(decoded), skips
+
+@patch
+def forward_features(self:EmoSynthNet, x:torch.Tensor, # images (N, in_chans, H, W)
+                     return_aux:bool=False): # TRANSITIONAL, for the trainer on main only: use `embed_with_aux`
+    "Fused multi-scale feature map (N, `num_features`, H, W)."
+    feats, skips = self._encode_decode(x)
+    if return_aux: return feats, self._aux(skips)   # removed once train's TrainModule calls embed_with_aux
+    return feats
+
+@patch
+def _aux(self:EmoSynthNet, skips): return self.aux_head(skips[self.aux_stage]) if self.aux_head is not None else None
+
 
 # %% ../../nbs/31_models.architecture.ipynb #86a25676
 @patch
 def forward_head(self:EmoSynthNet, feats:torch.Tensor, # output of `forward_features` (N, num_features, H, W)
                  pre_logits:bool=False): # return the embedding (N, embed_dim) instead of the logits
     "Logits (N, n_classes), or the embedding (N, embed_dim) with `pre_logits=True` or when `n_classes=0`."
-    emb = self.embed(self.head_drop(self.pool(feats).flatten(1)))  # (N, C·k²) -> (N, embed_dim)
+    emb = self.embed_layer(self.head_drop(self.pool(feats).flatten(1)))  # (N, C·k²) -> (N, embed_dim)
     return emb if pre_logits else self.head(emb)
 
 @patch
-def forward(self:EmoSynthNet, x:torch.Tensor):
-    "Logits in eval mode; `(logits, aux_logits)` in training mode when the side branch exists."
-    if self.training and self.aux_head is not None:
-        feats, aux = self.forward_features(x, return_aux=True)
-        return self.forward_head(feats), aux
-    return self.forward_head(self.forward_features(x))
+def embed_with_aux(self:EmoSynthNet, x:torch.Tensor) -> tuple:
+    "`(embedding, aux_logits)` in one pass (`aux_logits` is `None` without a side branch): the training path."
+    feats, skips = self._encode_decode(x)
+    return self.forward_head(feats, pre_logits=True), self._aux(skips)
 
 # %% ../../nbs/31_models.architecture.ipynb #d3997e0d
 def emosynthnet(n_classes:int=10, in_chans:int=3, **cfg) -> EmoSynthNet:
@@ -179,7 +186,7 @@ def shape_table(model:EmoSynthNet, input_size:int=32, in_chans:int|None=None, au
     import pandas as pd
     in_chans = in_chans or model.in_chans
     names = [f['module'] for f in model.feature_info if f['module'].startswith('stages')]
-    names += [f['module'] for f in model.feature_info if f['module'].startswith('decoder')] + ['fuse', 'embed', 'head']
+    names += [f['module'] for f in model.feature_info if f['module'].startswith('decoder')] + ['fuse', 'embed_layer', 'head']
     if aux and model.aux_head is not None: names += ['aux_head']
     mods, rows, hooks = dict(model.named_modules()), {}, []
     for n in names:
@@ -187,7 +194,9 @@ def shape_table(model:EmoSynthNet, input_size:int=32, in_chans:int|None=None, au
     was, x = model.training, torch.zeros(1, in_chans, input_size, input_size, device=next(model.parameters()).device)
     model.eval()
     try:
-        with torch.no_grad(): model.forward_head(model.forward_features(x, return_aux=aux)[0] if aux else model.forward_features(x))
+        with torch.no_grad():
+            model.forward_head(model.forward_features(x))
+            if aux: model.embed_with_aux(x)
     finally:
         model.train(was)
         for h in hooks: h.remove()
@@ -203,13 +212,13 @@ def architecture_figure(model:EmoSynthNet, input_size:int=48, in_chans:int|None=
     n, pos = model.n_pool, {}
     for i in range(n + 1): pos[f'stages.{i}'] = (i, -i)
     for j in range(n): pos[f'decoder.{j}'] = (n + 1 + j, -(n - 1 - j))
-    pos.update({'fuse': (2 * n + 1.3, -n), 'embed': (2 * n + 2.3, -n), 'head': (2 * n + 3.3, -n)})
+    pos.update({'fuse': (2 * n + 1.3, -n), 'embed_layer': (2 * n + 2.3, -n), 'head': (2 * n + 3.3, -n)})
     if 'aux_head' in st.index: pos['aux_head'] = (model.aux_stage + 0.5, -n - 1)
     edges = [(f'stages.{i}', f'stages.{i + 1}', 'main') for i in range(n)] + [(f'stages.{n}', 'decoder.0', 'main')]
     edges += [(f'decoder.{j}', f'decoder.{j + 1}', 'main') for j in range(n - 1)]
     edges += [(f'stages.{n - 1 - j}', f'decoder.{j}', 'skip') for j in range(n)]
     edges += [(s_, 'fuse', 'fuse') for s_ in [f'stages.{n}'] + [f'decoder.{j}' for j in range(n)]]
-    edges += [('fuse', 'embed', 'main'), ('embed', 'head', 'main')]
+    edges += [('fuse', 'embed_layer', 'main'), ('embed_layer', 'head', 'main')]
     if 'aux_head' in pos: edges.append((f'stages.{model.aux_stage}', 'aux_head', 'aux'))
     style = dict(main=dict(color='#444', dash='solid'), skip=dict(color='#1f77b4', dash='dash'),
                  fuse=dict(color='#2ca02c', dash='dot'), aux=dict(color='#ff7f0e', dash='solid'))
