@@ -8,26 +8,21 @@ import math, numbers
 import numpy as np
 import pandas as pd
 from scipy import stats
-from .core import check_number, set_seed
+from .core import check_number, check_choice, set_seed
 from .train import mean_ci, paired_diff
+from .models import THESIS_MODEL_TABLE, create_model
 
 # %% auto #0
-__all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LATENT_SKIP', 'LOSS_EVAL_LOSSES', 'REGIMES', 'ZOO', 'VERDICTS',
-           'thesis_table', 'published_results', 'summarize_runs', 'noise_report', 'thresholded_precision_recall',
-           'binomial_se', 'mcnemar_max_discordant', 'fer_comparison', 'accuracy_lower_bound', 'oversample_indices',
-           'near_duplicates', 'MLPProbe', 'BaselineAdapter', 'latent_features', 'runs_frame', 'loss_evaluation',
-           'balance', 'knn_accuracy', 'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'zoo_model',
-           'model_zoo_experiment', 'loss_eval_summary', 'holdout_run', 'kfold_run', 'claims_ledger']
+__all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LATENT_SKIP', 'LOSS_EVAL_LOSSES', 'REGIMES', 'PIXEL_CLASSIFIERS',
+           'ZOO', 'VERDICTS', 'thesis_table', 'published_results', 'summarize_runs', 'noise_report',
+           'thresholded_precision_recall', 'binomial_se', 'mcnemar_max_discordant', 'fer_comparison',
+           'accuracy_lower_bound', 'oversample_indices', 'near_duplicates', 'latent_features', 'runs_frame',
+           'history_frame', 'loss_evaluation', 'balance', 'pixel_classifier', 'pixel_accuracy', 'knn_accuracy',
+           'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'model_zoo_experiment',
+           'loss_eval_summary', 'holdout_run', 'kfold_run', 'claims_ledger']
 
 # %% ../nbs/90_results.ipynb #604f58a7
 _THESIS = {
-    'model': (('method', 'ref', 'key', 'params_M', 'flops_G', 'size_MB', 'depth'), [
-        ('MobileNetV2', 39, 'mobilenet_v2', 4, 0.006, 14, 105),
-        ('EfficientNetB0', 40, 'efficientnet_b0', 5, 0.008, 29, 132),
-        ('ResNet50', 41, 'resnet50', 26, 0.078, 98, 107),
-        ('VGG19', 42, 'vgg19', 144, 0.417, 549, 19),
-        ('DensNet121', 16, 'densenet121', 8, 0.057, 33, 242),
-        ('EmoSynthNet', None, 'emosynthnet', 21, 1.120, 82, 34)]),
     'cifar10': (('method', 'key', 'optimizer', 'loss', 'accuracy', 'error', 'precision', 'recall', 'f1'), [
         ('MobileNetV2', 'mobilenet_v2', 'Adam', 'CE', 77.23, 1.20, 78.30, 76.65, 0.77),
         ('EfficientNetB0', 'efficientnet_b0', 'Adam', 'CE', 81.26, 0.93, 82.24, 80.87, 0.81),
@@ -49,6 +44,8 @@ _THESIS = {
         (5, 'FDRL', 59, 99.54), (6, 'FN2EN', 10, 98.6), (7, 'ST network', 60, 98.50),
         (8, 'Nonlinear eval on SL+SSL Puzzling (B0)', 61, 98.23), (9, 'DeepEmotion', 62, 98), (10, 'IF-GAN', 63, 97.52)]),
 }
+_MODEL_COLS = ('method', 'ref', 'key', 'params_M', 'flops_G', 'size_MB', 'depth')
+_THESIS = {'model': (_MODEL_COLS, [tuple(dict(r, key=k)[c] for c in _MODEL_COLS) for k, r in THESIS_MODEL_TABLE.items()]), **_THESIS}
 THESIS_TABLES = tuple(_THESIS)
 
 def thesis_table(name:str # one of `THESIS_TABLES`: 'model', 'cifar10', 'rafdb', 'fer2013', 'ckplus'
@@ -236,44 +233,6 @@ def near_duplicates(x:torch.Tensor, # images, shape (N, C, H, W), values in [0, 
         out[m] = torch.roll(x[m], shifts=(dy, dx), dims=(2, 3))
     return (out + noise * torch.randn(x.shape, generator=g)).clamp_(0, 1)
 
-# %% ../nbs/90_results.ipynb #27715331
-class MLPProbe(nn.Module):
-    "A two-layer perceptron with the `emosynth_nb.models` API: flattens its input and returns an embedding."
-    def __init__(self, in_features:int, # input size after flattening
-                 hidden:int=64, # hidden units
-                 embed_dim:int=16): # embedding size fed to the loss
-        super().__init__()
-        for k, v in dict(in_features=in_features, hidden=hidden, embed_dim=embed_dim).items(): check_number(k, v, 1, integer=True)
-        self.in_features, self.embed_dim, self.n_classes, self.aux_classes, self.aux_head = in_features, embed_dim, 0, 0, None
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU())
-        self.emb = nn.Linear(hidden, embed_dim)
-        self.feature_info = [dict(num_chs=hidden, reduction=1, module='body')]
-    def forward_features(self, x, return_aux=False):
-        if x[0].numel() != self.in_features:
-            raise ValueError(f"MLPProbe was built for {self.in_features} input features, got inputs of shape {tuple(x.shape)}")
-        f = self.body(x)
-        return (f, None) if return_aux else f
-    def forward_head(self, feats, pre_logits=False): return self.emb(feats)
-    def forward(self, x): return self.forward_head(self.forward_features(x))
-
-# %% ../nbs/90_results.ipynb #8f3de987
-class BaselineAdapter(nn.Module):
-    "Wrap a classifier so that its penultimate features are the embedding of the package's model API."
-    def __init__(self, model:nn.Module): # a classifier whose last `nn.Linear` is its output layer
-        super().__init__()
-        last = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-        if not last: raise ValueError(f"{type(model).__name__} has no nn.Linear output layer to turn into an embedding")
-        name, lin = last[-1]
-        parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
-        setattr(parent, name.rpartition('.')[2], nn.Identity())
-        self.model, self.embed_dim, self.n_classes, self.aux_classes, self.aux_head = model, lin.in_features, 0, 0, None
-        self.name = type(model).__name__
-    def forward_features(self, x, return_aux=False):
-        f = self.model(x)
-        return (f, None) if return_aux else f
-    def forward_head(self, feats, pre_logits=False): return feats
-    def forward(self, x): return self.model(x)
-
 # %% ../nbs/90_results.ipynb #77ddfe9f
 from torch.utils.data import TensorDataset
 from .data import SynthFER, CLASSES, FER2013_TRAIN_COUNTS, stratified_split, group_kfold, leakage_audit
@@ -297,34 +256,42 @@ REGIMES = dict(clean=dict(), imbalanced=dict(imbalance='fer2013'), noisy=dict(la
 def runs_frame(result, # a `CompareResult` (from `compare` or `load_runs`)
                **extra # constant columns to add, e.g. regime='clean'
               ) -> pd.DataFrame:
-    "One row per run of a `CompareResult`: loss, seed, the metrics, per-class recall and the final training accuracy."
+    "One row per run: loss_name, seed, the test metrics (`loss_value` = the test loss), per-class recall, final training accuracy."
     rows = []
     for r in result.runs:
         m = r['metrics']; pc = m.get('per_class_accuracy') or {}
         pc = list(pc.values()) if isinstance(pc, dict) else list(pc)
-        rows.append(dict(extra, loss=r['loss'], seed=r['seed'],
-                         **{k: m.get(k) for k in ('accuracy', 'balanced_accuracy', 'f1', 'precision', 'recall', 'loss_value', 'ce')},
-                         **{f'recall_{c}': v for c, v in zip(CLASSES, pc)},
+        rows.append(dict(extra, loss_name=r.get('loss_name', r.get('loss')), seed=r['seed'],
+                         **{k: m.get(k) for k in ('accuracy', 'balanced_accuracy', 'f1', 'precision', 'recall', 'ce')},
+                         loss_value=m.get('loss'), **{f'recall_{c}': v for c, v in zip(CLASSES, pc)},
                          train_acc=r['history'][-1].get('train_acc') if r['history'] else None,
-                         time_s=m.get('train_time_s')))
+                         epochs=len(r['history']), time_s=m.get('train_time_s')))
     return pd.DataFrame(rows)
+
+def history_frame(result, # a `CompareResult` (from `compare` or `load_runs`)
+                  **extra # constant columns to add, e.g. regime='clean'
+                 ) -> pd.DataFrame:
+    "The learning curves: one row per run and epoch (loss_name, seed, epoch, train_loss, train_acc, val_acc, ...)."
+    return pd.DataFrame([dict(extra, loss_name=r.get('loss_name', r.get('loss')), seed=r['seed'], **h)
+                         for r in result.runs for h in r['history']])
 
 def loss_evaluation(losses=LOSS_EVAL_LOSSES, # loss names for `make_loss`; the first is the reference
                     regimes:dict|None=None, # name -> SynthFER keyword arguments; default `REGIMES`
                     seeds=(0, 1, 2), # one run per seed (initial weights and data order)
                     *,
-                    inputs:str='latents', # 'latents' (`latent_features`, `MLPProbe`) or 'images' (a CNN)
+                    inputs:str='images', # 'images' (the tiny EmoSynthNet) or 'latents' (`latent_features`, `MLPProbe`)
                     n_train:int=1400, # training samples per regime
                     n_test:int=700, # clean, balanced test samples
-                    size:int=48, # image size for inputs='images'
-                    model_fn=None, # () -> model; default MLPProbe (latents) or `emosynthnet_tiny` (images)
+                    size:int=32, # image size for inputs='images'
+                    model_fn=None, # () -> model; default headless `create_model('emosynthnet_tiny')` (images) or 'mlp' (latents)
                     data_seed:int=1000, # SynthFER seed of the training sets
                     test_seed:int=10_000, # SynthFER seed of the test set
                     out_dir=None, # save/reuse runs here (one sub-folder per regime)
+                    curves:bool=False, # also return the learning curves (`history_frame`)
                     progress:bool=False, # progress bars
                     **fit_kwargs # passed to `fit` through `compare` (epochs, batch_size, lr, ...)
-                   ) -> pd.DataFrame:
-    "Train every loss × seed in every regime on SynthFER; one row per run, evaluated on a clean balanced test set."
+                   ):
+    "Train every loss × seed in every regime on SynthFER; one row per run on a clean balanced test set (and the curves)."
     from pathlib import Path
     if inputs not in ('latents', 'images'): raise ValueError(f"inputs must be 'latents' or 'images', got {inputs!r}")
     regimes = REGIMES if regimes is None else regimes
@@ -338,15 +305,15 @@ def loss_evaluation(losses=LOSS_EVAL_LOSSES, # loss names for `make_loss`; the f
         if inputs == 'latents':  # standardise with the training set's statistics
             mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-6
             Xtr_, Xte_ = (Xtr - mu) / sd, (Xte - mu) / sd
-            mf = model_fn or (lambda: MLPProbe(Xtr.shape[1]))
+            mf = model_fn or (lambda: create_model('mlp', 0, in_features=Xtr.shape[1], hidden=(64,)))
         else:
-            from emosynth_nb.models import emosynthnet_tiny
             Xtr_, Xte_ = Xtr, Xte
-            mf = model_fn or (lambda: emosynthnet_tiny(n_classes=len(CLASSES), in_chans=Xtr.shape[1]))
+            mf = model_fn or (lambda: create_model('emosynthnet_tiny', 0, Xtr.shape[1], aux_classes=len(CLASSES)))
         res = compare(list(losses), mf, (TensorDataset(Xtr_, ytr), TensorDataset(Xte_, yte)), seeds,
                       out_dir=None if out_dir is None else Path(out_dir) / name, progress=progress, **fit_kwargs)
-        out.append(runs_frame(res, regime=name))
-    return pd.concat(out, ignore_index=True)
+        out.append((runs_frame(res, regime=name), history_frame(res, regime=name)))
+    runs = pd.concat([r for r, _ in out], ignore_index=True)
+    return (runs, pd.concat([h for _, h in out], ignore_index=True)) if curves else runs
 
 # %% ../nbs/90_results.ipynb #c616d91d
 def balance(x:torch.Tensor, # images (N, C, H, W)
@@ -364,40 +331,62 @@ def balance(x:torch.Tensor, # images (N, C, H, W)
 
 def _pool(x, k): return (F.avg_pool2d(x, k) if k > 1 else x).flatten(1).numpy()
 
+PIXEL_CLASSIFIERS = ('svm', 'logreg', '1nn')
+
+def pixel_classifier(name:str='svm'): # one of `PIXEL_CLASSIFIERS`
+    "A scikit-learn classifier on pooled pixels: RBF SVM (standardised pixels), logistic regression or 1-nearest-neighbour."
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    check_choice('classifier', name, PIXEL_CLASSIFIERS)
+    return dict(svm=lambda: make_pipeline(StandardScaler(), SVC(C=10)),
+                logreg=lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500)),
+                **{'1nn': lambda: KNeighborsClassifier(1)})[name]()
+
+def pixel_accuracy(xtr, ytr, tests, # training images and labels; list of (images, labels) to score
+                   classifier:str='svm', # one of `PIXEL_CLASSIFIERS`
+                   pool:int=2 # average-pool the pixels `pool`×`pool` first
+                  ) -> list[float]:
+    "Training accuracy, then the accuracy on each of `tests`, of `pixel_classifier(classifier)` fitted on `xtr, ytr`."
+    clf = pixel_classifier(classifier).fit(_pool(xtr, pool), ytr.numpy())
+    return [float(clf.score(_pool(x, pool), y.numpy())) for x, y in [(xtr, ytr), *tests]]
+
 def knn_accuracy(xtr, ytr, xte, yte, pool:int=2) -> float:
     "Test accuracy of a 1-nearest-neighbour classifier on `pool`×`pool` average-pooled pixels."
-    from sklearn.neighbors import KNeighborsClassifier
-    return float(KNeighborsClassifier(1).fit(_pool(xtr, pool), ytr.numpy()).score(_pool(xte, pool), yte.numpy()))
+    return pixel_accuracy(xtr, ytr, [(xte, yte)], '1nn', pool)[1]
 
-def trained_accuracy(model_fn, # () -> a fresh model with the package's model API
+def trained_accuracy(model_fn, # () -> a fresh model following the model contract
                      xtr, ytr, # training images and labels
                      tests, # list of (images, labels) to score
-                     loss:str='ce', seed:int=0, **fit_kwargs) -> list[float]:
-    "Train `model_fn()` with `loss` on `xtr, ytr`; its accuracy on each of `tests`."
+                     loss_name:str='ce', seed:int=0, **fit_kwargs) -> list[float]:
+    "Train `model_fn()` with `loss_name` on `xtr, ytr`; its training accuracy (last epoch), then its accuracy on each of `tests`."
     set_seed(seed)
-    model = model_fn(); crit = make_loss(loss, model.embed_dim, len(CLASSES))
+    model = model_fn(); crit = make_loss(loss_name, model.embed_dim, len(CLASSES))
     res = fit(model, crit, TensorDataset(xtr, ytr), seed=seed, progress=False, **fit_kwargs)
-    return [float(evaluate(res.model, res.loss, TensorDataset(x, y))['accuracy']) for x, y in tests]
+    return [float(res.history[-1]['train_acc'])] + [float(evaluate(res.model, res.loss, TensorDataset(x, y))['accuracy']) for x, y in tests]
 
-def _scorer(model_fn, pool, fit_kwargs):
-    "(xtr, ytr, [(x, y), ...]) -> accuracies: 1-NN when `model_fn` is None, else a trained model."
-    if model_fn is None: return lambda xtr, ytr, tests: [knn_accuracy(xtr, ytr, x, y, pool) for x, y in tests]
+def _scorer(model_fn, classifier, pool, fit_kwargs):
+    "(xtr, ytr, [(x, y), ...]) -> [train accuracy, accuracies]: a pixel classifier when `model_fn` is None, else a trained model."
+    if model_fn is None: return lambda xtr, ytr, tests: pixel_accuracy(xtr, ytr, tests, classifier, pool)
     return lambda xtr, ytr, tests: trained_accuracy(model_fn, xtr, ytr, tests, **fit_kwargs)
 
 def leakage_experiment(seeds=(0, 1, 2), # one dataset draw per seed
                        n:int=600, # images before oversampling
                        test_frac:float=0.25, # test share of every split
                        n_fresh:int=700, # images of the fresh (unseen people) test set
-                       size:int=48, # image size in pixels
-                       pool:int=2, # pooling before the 1-NN
+                       size:int=32, # image size in pixels
+                       classifier:str='svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
+                       pool:int=2, # pooling before the pixel classifier
                        imbalance='fer2013', # class shares of the base set
                        similarities=(0.995,), # `leakage_audit` near-duplicate thresholds (`min_similarity`) to report
-                       model_fn=None, # None: 1-nearest-neighbour; else () -> a model trained with `fit_kwargs`
+                       model_fn=None, # None: the pixel `classifier`; else () -> a model trained with `fit_kwargs`
                        **fit_kwargs # `fit` arguments for `model_fn` (epochs, batch_size, lr, ...)
                       ) -> pd.DataFrame:
     "Test accuracy of a clean split vs oversample/augment-then-split on synthetic data, with `leakage_audit` counts."
     xf, yf = SynthFER(n_fresh, seed=20_000, size=size).tensors()
-    rows, score = [], _scorer(model_fn, pool, fit_kwargs)
+    rows, score = [], _scorer(model_fn, classifier, pool, fit_kwargs)
     for seed in seeds:
         x, y = SynthFER(n, seed=3000 + seed, size=size, imbalance=imbalance).tensors()
         tr, te = stratified_split(y.numpy(), test_frac, seed=seed)
@@ -415,7 +404,7 @@ def leakage_experiment(seeds=(0, 1, 2), # one dataset draw per seed
             flagged = {f'audit_{t:g}': len({j for _, j in ex} | {j for _, j, sim in nr if sim >= t}) / len(yb_)
                        for t in similarities}
             rows.append(dict(seed=seed, protocol=name, n_train=len(ya), n_test=len(yb_), test_leaked=leaked[name],
-                             **dict(zip(('test_accuracy', 'fresh_accuracy'), score(xa, ya, [(xb_, yb_), (xf, yf)]))),
+                             **dict(zip(('train_accuracy', 'test_accuracy', 'fresh_accuracy'), score(xa, ya, [(xb_, yb_), (xf, yf)]))),
                              **flagged, exact_pairs=len(ex)))
     return pd.DataFrame(rows)
 
@@ -425,15 +414,16 @@ def subject_kfold_experiment(seeds=(0, 1, 2), # one dataset draw per seed
                              n_identities:int=20, # subjects
                              frames:int=3, # near-duplicate frames per sequence
                              k:int=5, # folds
-                             size:int=48, # image size
-                             pool:int=2, # pooling before the 1-NN
-                             model_fn=None, # None: 1-nearest-neighbour; else () -> a model trained with `fit_kwargs`
+                             size:int=32, # image size
+                             classifier:str='svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
+                             pool:int=2, # pooling before the pixel classifier
+                             model_fn=None, # None: the pixel `classifier`; else () -> a model trained with `fit_kwargs`
                              **fit_kwargs # `fit` arguments for `model_fn`
                             ) -> pd.DataFrame:
     "Mean k-fold accuracy of random-frame vs subject-independent folds on synthetic sequences; one row per seed and protocol."
     from sklearn.model_selection import StratifiedKFold
     check_number('frames', frames, 1, integer=True)
-    rows, score = [], _scorer(model_fn, pool, fit_kwargs)
+    rows, score = [], _scorer(model_fn, classifier, pool, fit_kwargs)
     for seed in seeds:
         ds = SynthFER(n, seed=4000 + seed, size=size, n_identities=n_identities)
         x0, y0 = ds.tensors()
@@ -442,25 +432,16 @@ def subject_kfold_experiment(seeds=(0, 1, 2), # one dataset draw per seed
         folds = {'random frames': list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y.numpy())),
                  'subject-independent': group_kfold(ids, k=k, seed=seed)}
         for name, fs in folds.items():
-            acc = [score(x[a], y[a], [(x[b], y[b])])[0] for a, b in fs]
-            rows.append(dict(seed=seed, protocol=name, accuracy=float(np.mean(acc)), fold_min=min(acc), fold_max=max(acc),
+            tr_acc, acc = zip(*[score(x[a], y[a], [(x[b], y[b])]) for a, b in fs])
+            rows.append(dict(seed=seed, protocol=name, train_accuracy=float(np.mean(tr_acc)), accuracy=float(np.mean(acc)),
+                             fold_min=min(acc), fold_max=max(acc),
                              subjects=len(set(ids)), images=len(y)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/90_results.ipynb #c15784e7
 ZOO = ('mobilenet_v2', 'efficientnet_b0', 'resnet50', 'densenet121', 'vgg19', 'emosynthnet')
 
-def zoo_model(name:str, # a name of `ZOO` or 'emosynthnet_tiny'
-              n_classes:int, # classes
-              in_chans:int # input channels
-             ) -> nn.Module:
-    "A fresh model of the CIFAR-10 table with the package's model API (baselines wrapped in `BaselineAdapter`)."
-    from emosynth_nb.models import emosynthnet, emosynthnet_tiny, create_baseline
-    if name == 'emosynthnet': return emosynthnet(n_classes=n_classes, in_chans=in_chans)
-    if name == 'emosynthnet_tiny': return emosynthnet_tiny(n_classes=n_classes, in_chans=in_chans)
-    return BaselineAdapter(create_baseline(name, n_classes=n_classes, in_chans=in_chans))
-
-def model_zoo_experiment(names=ZOO, # models to train (see `zoo_model`)
+def model_zoo_experiment(names=ZOO, # models to train: names for `create_model` (headless)
                          data=None, # (train, test) datasets; default SynthFER at `size`×`size`, RGB
                          *,
                          n_train:int=512, # SynthFER training images
@@ -484,7 +465,7 @@ def model_zoo_experiment(names=ZOO, # models to train (see `zoo_model`)
     rows, logits = [], {}
     for name in names:
         set_seed(seed)
-        model = zoo_model(name, n_classes, x0.shape[0])
+        model = create_model(name, 0, x0.shape[0], **(dict(aux_classes=n_classes) if name.startswith('emosynthnet') else {}))
         crit = make_loss(loss, model.embed_dim, n_classes)
         t0 = time.perf_counter()
         res = fit(model, crit, train, epochs=epochs, batch_size=batch_size, lr=lr, optimizer='adamw', weight_decay=0.0,
@@ -502,7 +483,7 @@ def model_zoo_experiment(names=ZOO, # models to train (see `zoo_model`)
     return pd.DataFrame(rows).set_index('model'), logits
 
 # %% ../nbs/90_results.ipynb #00b2a1ed
-def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns regime, loss, seed, metrics)
+def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns regime, loss_name, seed, metrics)
                       metric:str='accuracy', # metric to summarise
                       ref:str='ce', # the reference loss
                       scale:float=100. # display factor (100: percent and percentage points)
@@ -511,7 +492,7 @@ def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns 
     if 'regime' not in runs: raise ValueError("runs has no 'regime' column; pass the output of loss_evaluation")
     out = {}
     for reg, g in runs.groupby('regime', sort=False):
-        s = summarize_runs(g, metric, 'loss', ref)
+        s = summarize_runs(g, metric, 'loss_name', ref)
         out[reg] = pd.DataFrame({
             'mean [CI]': [f"{m*scale:.1f} [{lo*scale:.1f}, {hi*scale:.1f}]" for m, lo, hi in zip(s['mean'], s.lo, s.hi)],
             f'vs {ref} [CI]': ['—' if k == ref else f"{d*scale:+.1f} [{lo*scale:+.1f}, {hi*scale:+.1f}]"
