@@ -136,7 +136,7 @@ def main(argv=None):
     p.add_argument('--name', default=None, help='output file name (without extension)')
     p.add_argument('--progress', action='store_true')
     p.add_argument('--cnn', action='store_true', help='leakage, kfold: train the tiny EmoSynthNet instead of a pixel classifier')
-    p.add_argument('--classifier', default='svm', choices=R.PIXEL_CLASSIFIERS, help='leakage, kfold: the pixel classifier (default: svm)')
+    p.add_argument('--classifier', default='hog_svm', choices=R.PIXEL_CLASSIFIERS, help='leakage, kfold: the pixel classifier (default: hog_svm)')
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     q = a.quick

@@ -17,8 +17,8 @@ __all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LATENT_SKIP', 'LOSS_
            'ZOO', 'VERDICTS', 'thesis_table', 'published_results', 'summarize_runs', 'noise_report',
            'thresholded_precision_recall', 'binomial_se', 'mcnemar_max_discordant', 'fer_comparison',
            'accuracy_lower_bound', 'oversample_indices', 'near_duplicates', 'latent_features', 'runs_frame',
-           'history_frame', 'loss_evaluation', 'balance', 'pixel_classifier', 'pixel_accuracy', 'knn_accuracy',
-           'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'model_zoo_experiment',
+           'history_frame', 'loss_evaluation', 'balance', 'hog_features', 'pixel_classifier', 'pixel_accuracy',
+           'knn_accuracy', 'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'model_zoo_experiment',
            'loss_eval_summary', 'holdout_run', 'kfold_run', 'claims_ledger']
 
 # %% ../nbs/90_results.ipynb #604f58a7
@@ -331,27 +331,41 @@ def balance(x:torch.Tensor, # images (N, C, H, W)
 
 def _pool(x, k): return (F.avg_pool2d(x, k) if k > 1 else x).flatten(1).numpy()
 
-PIXEL_CLASSIFIERS = ('svm', 'logreg', '1nn')
+def hog_features(x:torch.Tensor, # images (N, C, H, W) in [0, 1] (colour is averaged to gray)
+                 cell:int=4, # side of a histogram cell in pixels
+                 bins:int=9 # orientation bins over [0, π)
+                ) -> np.ndarray:
+    "Histograms of oriented gradients (N, bins·(H/cell)·(W/cell)): gradient magnitude binned by orientation per cell, L2-normalised."
+    import math
+    g = F.pad(x.float().mean(1, keepdim=True), (1, 1, 1, 1), mode='replicate')
+    gx, gy = g[..., 1:-1, 2:] - g[..., 1:-1, :-2], g[..., 2:, 1:-1] - g[..., :-2, 1:-1]
+    mag, ang = torch.hypot(gx, gy), torch.atan2(gy, gx) % math.pi
+    b = (ang / math.pi * bins).long().clamp_(max=bins - 1)
+    h = F.avg_pool2d(torch.zeros(x.shape[0], bins, *x.shape[2:]).scatter_(1, b, mag), cell)
+    return (h / (h.norm(dim=1, keepdim=True) + 1e-6)).flatten(1).numpy()
 
-def pixel_classifier(name:str='svm'): # one of `PIXEL_CLASSIFIERS`
-    "A scikit-learn classifier on pooled pixels: RBF SVM (standardised pixels), logistic regression or 1-nearest-neighbour."
+PIXEL_CLASSIFIERS = ('hog_svm', 'svm', 'logreg', '1nn')
+
+def pixel_classifier(name:str='hog_svm'): # one of `PIXEL_CLASSIFIERS`
+    "A scikit-learn classifier (RBF SVM, logistic regression on standardised inputs, or 1-nearest-neighbour)."
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     check_choice('classifier', name, PIXEL_CLASSIFIERS)
-    return dict(svm=lambda: make_pipeline(StandardScaler(), SVC(C=10)),
-                logreg=lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500)),
-                **{'1nn': lambda: KNeighborsClassifier(1)})[name]()
+    if name == '1nn': return KNeighborsClassifier(1)
+    if name == 'logreg': return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
+    return make_pipeline(StandardScaler(), SVC(C=10))
 
 def pixel_accuracy(xtr, ytr, tests, # training images and labels; list of (images, labels) to score
-                   classifier:str='svm', # one of `PIXEL_CLASSIFIERS`
-                   pool:int=2 # average-pool the pixels `pool`×`pool` first
+                   classifier:str='hog_svm', # one of `PIXEL_CLASSIFIERS`: 'hog_svm' reads `hog_features`, the others pooled pixels
+                   pool:int=2 # average-pool the pixels `pool`×`pool` first (not for 'hog_svm')
                   ) -> list[float]:
     "Training accuracy, then the accuracy on each of `tests`, of `pixel_classifier(classifier)` fitted on `xtr, ytr`."
-    clf = pixel_classifier(classifier).fit(_pool(xtr, pool), ytr.numpy())
-    return [float(clf.score(_pool(x, pool), y.numpy())) for x, y in [(xtr, ytr), *tests]]
+    feats = hog_features if classifier == 'hog_svm' else (lambda x: _pool(x, pool))
+    clf = pixel_classifier(classifier).fit(feats(xtr), ytr.numpy())
+    return [float(clf.score(feats(x), y.numpy())) for x, y in [(xtr, ytr), *tests]]
 
 def knn_accuracy(xtr, ytr, xte, yte, pool:int=2) -> float:
     "Test accuracy of a 1-nearest-neighbour classifier on `pool`×`pool` average-pooled pixels."
@@ -377,7 +391,7 @@ def leakage_experiment(seeds=(0, 1, 2), # one dataset draw per seed
                        test_frac:float=0.25, # test share of every split
                        n_fresh:int=700, # images of the fresh (unseen people) test set
                        size:int=32, # image size in pixels
-                       classifier:str='svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
+                       classifier:str='hog_svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
                        pool:int=2, # pooling before the pixel classifier
                        imbalance='fer2013', # class shares of the base set
                        similarities=(0.995,), # `leakage_audit` near-duplicate thresholds (`min_similarity`) to report
@@ -415,7 +429,7 @@ def subject_kfold_experiment(seeds=(0, 1, 2), # one dataset draw per seed
                              frames:int=3, # near-duplicate frames per sequence
                              k:int=5, # folds
                              size:int=32, # image size
-                             classifier:str='svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
+                             classifier:str='hog_svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
                              pool:int=2, # pooling before the pixel classifier
                              model_fn=None, # None: the pixel `classifier`; else () -> a model trained with `fit_kwargs`
                              **fit_kwargs # `fit` arguments for `model_fn`
