@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from ..core import check_number
 
 # %% auto #0
-__all__ = ['CLASSES', 'FER2013_TRAIN_COUNTS', 'AU_NAMES', 'AU_PROTOTYPES', 'AU_JITTER', 'CONFUSIONS', 'hash_uniform',
-           'synth_latents', 'render_faces', 'SynthFER', 'montage']
+__all__ = ['CLASSES', 'FER2013_TRAIN_COUNTS', 'AU_NAMES', 'AU_PROTOTYPES', 'AU_JITTER', 'CONFUSIONS', 'LATENT_SKIP',
+           'hash_uniform', 'synth_latents', 'render_faces', 'SynthFER', 'latent_features', 'montage']
 
 # %% ../../nbs/20_data.synth.ipynb #0de4544a
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
@@ -370,6 +370,17 @@ def tensors(self:SynthFER, idx=None):
     "`(X, y)`: float images (B, C, H, W) in [0, 1] and long labels, for quick in-memory training."
     idx = np.arange(self.n) if idx is None else np.asarray(idx).reshape(-1)
     return torch.from_numpy(self.images(idx)).float().div_(255), torch.from_numpy(self.targets[idx].astype(np.int64))
+
+# %% ../../nbs/20_data.synth.ipynb #0baee7ef
+LATENT_SKIP = ('label', 'clean_label', 'identity', 'intensity', 'class', 'duplicate_of', 'noise_key') # latents that are not features
+
+def latent_features(ds:SynthFER, # a SynthFER dataset
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    "SynthFER's generating parameters per sample (no label, identity, intensity or bookkeeping) as float32 (N, F), and the labels."
+    if not hasattr(ds, 'latent_table'): raise TypeError(f"latent_features needs a SynthFER dataset, got {type(ds).__name__}")
+    t = ds.latent_table()
+    cols = [c for c in t.columns if c not in LATENT_SKIP and t[c].dtype.kind in 'fiub']
+    return torch.tensor(t[cols].to_numpy(np.float32)), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
 
 # %% ../../nbs/20_data.synth.ipynb #9126dd0d
 def montage(images:np.ndarray, # uint8 images (B, C, H, W)
