@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/49_train.ipynb #8ce40272
+# %% ../../nbs/49_train.ipynb #759faa37
 from .metrics import *
 from .trainer import *
 from .comparison import *
+from .stats import *
 from .cli import *
-from . import metrics, trainer, comparison, cli
+from . import metrics, trainer, comparison, stats, cli
 
-__all__ = ["metrics", "trainer", "comparison", "cli",
-           *metrics.__all__, *trainer.__all__, *comparison.__all__, *cli.__all__]
+__all__ = ["metrics", "trainer", "comparison", "stats", "cli",
+           *metrics.__all__, *trainer.__all__, *comparison.__all__, *stats.__all__, *cli.__all__]
