@@ -1,18 +1,22 @@
-"""Regenerate the Results page's experiments at a larger size (all numbers synthetic unless --data says otherwise).
+"""Regenerate the Results page's long experiments (all numbers synthetic: SynthFER), one documented command each.
 
-    python benchmarks/results.py losses                  # 8 losses x 3 regimes x 3 seeds, tiny EmoSynthNet on 48x48 images
-    python benchmarks/results.py losses --inputs latents --seeds 10 --name loss_evaluation_latents
-    python benchmarks/results.py zoo                     # the CIFAR-10 table's six models on SynthFER 32x32 RGB
-    python benchmarks/results.py leakage kfold           # the two evaluation-pitfall experiments, more seeds
-    python benchmarks/results.py leakage kfold --cnn --epochs 8   # ... with the tiny EmoSynthNet instead of the 1-NN
+    # the loss evaluation on images (nbs/90_results.ipynb loads it): tiny EmoSynthNet, 32x32 SynthFER, 5 paired seeds
+    python benchmarks/results.py losses --regimes clean --losses ce,mam+sce,am_softmax --seeds 5 --n-train 3000 --n-test 1000 --epochs 12 --size 32
+    # the labelled extra: an MLP on SynthFER's latent parameters, three regimes, ten seeds
+    python benchmarks/results.py losses --inputs latents --seeds 10 --epochs 10 --batch-size 256 --n-train 1400 --n-test 700
+    # leakage and subject-independent k-fold with the HOG + RBF-SVM pixel classifier (it learns: well above chance), ten seeds
+    python benchmarks/results.py leakage kfold --seeds 10
+    python benchmarks/results.py leakage kfold --cnn --epochs 12   # ... with the tiny EmoSynthNet trained instead
+    python benchmarks/results.py zoo                     # the CIFAR-10 table's models on SynthFER 32x32 RGB
     python benchmarks/results.py all --quick             # everything at smoke-test size (a minute or two)
     python benchmarks/results.py losses --device cuda    # on a GPU (bf16 autocast, channels-last)
 
-Each experiment writes `<out>/<name>.csv` (one row per run) and `<out>/<name>.json` (machine, date, command,
-sizes), default out = benchmarks/results/. `nbs/90_results.ipynb` shows the `loss_evaluation*` and `model_zoo`
-files when they exist. It prints, for every experiment, each setting against the reference measured in the same
-run (CE; the clean split; subject-independent folds): mean, 95% CI and the paired difference over seeds.
-The machine may be shared: run it under `flock /tmp/bench.lock` and read the differences, not the times.
+Each experiment writes `<out>/<name>.csv` (one row per run) and `<out>/<name>.json` (machine, date, commit, command,
+sizes), default out = benchmarks/results/; `losses` also writes `<name>_curves.csv` (one row per run and epoch) and
+saves after every seed, so a stopped run leaves paired results (`--runs-dir` keeps every run; a rerun reuses them).
+It prints, for every experiment, each setting against the reference measured in the same run (CE; the clean
+split; subject-independent folds): mean, 95% CI and the paired difference over seeds. Run it single-threaded
+and niced on a shared machine (`nice -n 10`, the default `--threads 1`) and read the differences, not the times.
 """
 import argparse, json, os, platform, sys, time
 from datetime import datetime, timezone
@@ -22,6 +26,7 @@ import pandas as pd
 import torch
 
 from emosynth_nb import results as R
+from emosynth_nb.train.stats import summarise_runs, noise_report
 
 EXPERIMENTS = ('losses', 'zoo', 'leakage', 'kfold')
 
@@ -71,7 +76,7 @@ def run_losses(a, fit):
         save(a.out, f'{name}_curves', curves, dict(sizes, seeds_done=seed + 1))
     print(R.loss_eval_summary(df).to_string())
     for reg, g in df.groupby('regime', sort=False):
-        print(f"\n{reg}: " + R.noise_report(R.summarize_runs(g, 'accuracy', 'loss_name', 'ce')).replace('`', ''))
+        print(f"\n{reg}: " + noise_report(summarise_runs(g, 'accuracy', 'loss_name', 'ce')).replace('`', ''))
 
 
 def run_zoo(a, fit):
@@ -85,7 +90,7 @@ def run_zoo(a, fit):
         rows.append(z.reset_index().assign(seed=seed))
     df = pd.concat(rows, ignore_index=True)
     save(a.out, a.name or 'model_zoo', df, sizes)
-    print(R.summarize_runs(df, 'accuracy', 'model', names[0]).round(3).to_string())
+    print(summarise_runs(df, 'accuracy', 'model', names[0]).round(3).to_string())
 
 
 def _cnn(a, fit):
@@ -97,21 +102,21 @@ def _cnn(a, fit):
 
 def run_leakage(a, fit):
     model_fn, kw = _cnn(a, fit)
-    n = a.n_train if a.n_train_given or not a.cnn else 600
+    n = a.n_train if a.n_train_given else 1200
     df = R.leakage_experiment(tuple(range(a.seeds)), n=n, similarities=(0.995, 0.98, 0.95), classifier=a.classifier,
                               model_fn=model_fn, **kw)
     save(a.out, a.name or ('leakage_cnn' if a.cnn else f'leakage_{a.classifier}'), df,
          dict(seeds=a.seeds, n=n, model='emosynthnet_tiny' if a.cnn else a.classifier, **{k: v for k, v in kw.items() if k != 'device'}))
-    print(R.summarize_runs(df, 'test_accuracy', 'protocol', 'clean').round(3).to_string())
+    print(summarise_runs(df, 'test_accuracy', 'protocol', 'clean').round(3).to_string())
 
 
 def run_kfold(a, fit):
     model_fn, kw = _cnn(a, fit)
-    n = a.n_train // 3 if a.n_train_given or not a.cnn else 300
+    n = a.n_train // 3 if a.n_train_given else 300
     df = R.subject_kfold_experiment(tuple(range(a.seeds)), n=n, classifier=a.classifier, model_fn=model_fn, **kw)
     save(a.out, a.name or ('subject_kfold_cnn' if a.cnn else f'subject_kfold_{a.classifier}'), df,
          dict(seeds=a.seeds, n=n, model='emosynthnet_tiny' if a.cnn else a.classifier, **{k: v for k, v in kw.items() if k != 'device'}))
-    print(R.summarize_runs(df, 'accuracy', 'protocol', 'subject-independent').round(3).to_string())
+    print(summarise_runs(df, 'accuracy', 'protocol', 'subject-independent').round(3).to_string())
 
 
 def main(argv=None):

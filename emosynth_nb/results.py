@@ -7,17 +7,22 @@ from __future__ import annotations
 import math, numbers
 import numpy as np
 import pandas as pd
-from scipy import stats
+import torch
+from torch import nn
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 from .core import check_number, check_choice, set_seed
-from .train import mean_ci, paired_diff
+from .data import (SynthFER, Digits, CLASSES, FER2013_TRAIN_COUNTS, stratified_split, group_kfold, leakage_audit,
+                              oversample_indices, near_duplicates, balance, latent_features)
 from .models import THESIS_MODEL_TABLE, create_model
+from .train import fit, evaluate, predict, compare
+from .train.stats import summarise_runs, noise_report
+from .losses import make_loss
 
 # %% auto #0
-__all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LATENT_SKIP', 'LOSS_EVAL_LOSSES', 'REGIMES', 'PIXEL_CLASSIFIERS',
-           'ZOO', 'VERDICTS', 'thesis_table', 'published_results', 'summarize_runs', 'noise_report',
-           'thresholded_precision_recall', 'binomial_se', 'mcnemar_max_discordant', 'fer_comparison',
-           'accuracy_lower_bound', 'oversample_indices', 'near_duplicates', 'latent_features', 'runs_frame',
-           'history_frame', 'loss_evaluation', 'balance', 'hog_features', 'pixel_classifier', 'pixel_accuracy',
+__all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LOSS_EVAL_LOSSES', 'REGIMES', 'PIXEL_CLASSIFIERS', 'ZOO', 'VERDICTS',
+           'thesis_table', 'published_results', 'thresholded_precision_recall', 'fer_comparison', 'digits_evaluation',
+           'runs_frame', 'history_frame', 'loss_evaluation', 'hog_features', 'pixel_classifier', 'pixel_accuracy',
            'knn_accuracy', 'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'model_zoo_experiment',
            'loss_eval_summary', 'holdout_run', 'kfold_run', 'claims_ledger']
 
@@ -95,51 +100,6 @@ def published_results(dataset:str|None=None # one of `PUBLISHED_DATASETS`, or `N
     df = pd.DataFrame(_PUBLISHED[1], columns=list(_PUBLISHED[0]))
     return (df if dataset is None else df[df.dataset == dataset]).reset_index(drop=True)
 
-# %% ../nbs/90_results.ipynb #64d2e21a
-def summarize_runs(runs:pd.DataFrame, # one row per run, with columns `by`, `pair` and `metric`
-                   metric:str='accuracy', # the column to summarise
-                   by:str='loss', # the column naming the setting
-                   ref:str|None='ce', # the reference setting for paired differences, or `None`
-                   pair:str='seed', # the column that pairs runs across settings
-                   conf:float=0.95 # confidence level
-                  ) -> pd.DataFrame:
-    "Mean, CI and paired difference against `ref` (CI, p-value, `beyond_noise`) of `metric` for each value of `by`."
-    for c in (by, pair, metric):
-        if c not in runs: raise ValueError(f"runs has no column {c!r}; its columns are {list(runs.columns)}")
-    if ref is not None and ref not in set(runs[by]):
-        raise ValueError(f"reference {ref!r} not among the {by} values {sorted(set(runs[by]))}")
-    rows, piv = [], runs.pivot_table(index=pair, columns=by, values=metric, aggfunc='mean')
-    for name in dict.fromkeys(runs[by]):
-        m, lo, hi = mean_ci(runs.loc[runs[by] == name, metric].to_numpy(float), conf)
-        row = {by: name, 'mean': m, 'lo': lo, 'hi': hi, 'n': int((runs[by] == name).sum())}
-        if ref is not None and name != ref:
-            both = piv[[name, ref]].dropna()
-            d = paired_diff(both[name].to_numpy(), both[ref].to_numpy(), conf)
-            row.update(diff=d['diff'], diff_lo=d['diff_lo'], diff_hi=d['diff_hi'], p_value=d['p_value'],
-                       beyond_noise=bool(d['n'] >= 3 and (d['diff_lo'] > 0 or d['diff_hi'] < 0)))
-        elif ref is not None: row.update(diff=0., diff_lo=0., diff_hi=0., p_value=float('nan'), beyond_noise=False)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(by)
-
-# %% ../nbs/90_results.ipynb #1309723f
-def noise_report(summary:pd.DataFrame, # output of `summarize_runs` (with a reference)
-                 ref:str='ce', # name of the reference setting, for the sentences
-                 what:str='accuracy', # what the metric is called in the sentences
-                 scale:float=100., # multiply values by this for display (100 → percentage points)
-                 unit:str=' pp' # unit shown after scaled differences
-                ) -> str:
-    "Markdown sentences saying which settings differ from `ref` by more than the seed noise (95% paired CI)."
-    if 'beyond_noise' not in summary: raise ValueError("summary has no paired differences; call summarize_runs with a ref")
-    f = lambda v: f"{v*scale:+.1f}{unit}"
-    up = [f"`{k}` ({f(r['diff'])}, CI {f(r.diff_lo)} to {f(r.diff_hi)})" for k, r in summary.iterrows() if r.beyond_noise and r['diff'] > 0]
-    down = [f"`{k}` ({f(r['diff'])}, CI {f(r.diff_lo)} to {f(r.diff_hi)})" for k, r in summary.iterrows() if r.beyond_noise and r['diff'] < 0]
-    same = [f"`{k}`" for k, r in summary.iterrows() if k != ref and not r.beyond_noise]
-    out = []
-    if up: out.append(f"Better {what} than `{ref}` beyond the seed noise: " + ', '.join(up) + '.')
-    if down: out.append(f"Worse {what} than `{ref}` beyond the seed noise: " + ', '.join(down) + '.')
-    if same: out.append(f"Not distinguishable from `{ref}` with {int(summary['n'].min())} seeds: " + ', '.join(same) + '.')
-    return ' '.join(out)
-
 # %% ../nbs/90_results.ipynb #ddb803f0
 def thresholded_precision_recall(probs, # predicted class probabilities, shape (N, C)
                                  y, # integer labels, shape (N,)
@@ -154,22 +114,6 @@ def thresholded_precision_recall(probs, # predicted class probabilities, shape (
     pos = p > threshold
     tp = (pos & t).sum()
     return float(tp / max(pos.sum(), 1)), float(tp / len(y))
-
-# %% ../nbs/90_results.ipynb #9088eb2b
-def binomial_se(acc:float, # accuracy as a fraction in [0, 1]
-                n:int # number of test images
-               ) -> float:
-    "Standard error of an accuracy measured on `n` independent test images."
-    check_number('acc', acc, 0, 1); check_number('n', n, 0, lo_open=True, integer=True)
-    return math.sqrt(acc * (1 - acc) / n)
-
-def mcnemar_max_discordant(diff_images:int, # how many more images model A gets right than model B
-                           conf:float=0.95 # two-sided confidence level
-                          ) -> int:
-    "The largest number of images on which two models may disagree for a lead of `diff_images` to be significant."
-    check_number('diff_images', diff_images, 0, integer=True)
-    z = stats.norm.ppf((1 + conf) / 2)
-    return int(math.floor((diff_images / z) ** 2))
 
 # %% ../nbs/90_results.ipynb #bdca2139
 FACTS = dict(  # published figures used in the discussion; source: reference/fer_datasets.md (§1.2, §1.6, §2.2, §3, §5.2)
@@ -189,65 +133,22 @@ def fer_comparison(dataset:str # 'fer2013', 'rafdb' or 'ckplus'
     pub = published_results(dataset).assign(source='reference §5')[['method', 'accuracy', 'source', 'kind', 'note']]
     return pd.concat([th, pub]).sort_values('accuracy', ascending=False, kind='stable').reset_index(drop=True)
 
-# %% ../nbs/90_results.ipynb #9e7f85d9
-def accuracy_lower_bound(correct:int, # correctly classified test images
-                         n:int, # test images
-                         conf:float=0.95 # two-sided confidence level (the bound is one-sided at (1+conf)/2)
-                        ) -> float:
-    "Clopper–Pearson lower confidence bound of an accuracy of `correct` out of `n`."
-    check_number('n', n, 0, lo_open=True, integer=True); check_number('correct', correct, 0, n, integer=True)
-    return 0.0 if correct == 0 else float(stats.beta.ppf((1 - conf) / 2, correct, n - correct + 1))
-
-# %% ../nbs/90_results.ipynb #6bca5383
-import torch
-from torch import nn
-import torch.nn.functional as F
-
-def oversample_indices(targets, # integer labels, shape (N,)
-                       seed:int=0 # seed of the random repeats
-                      ) -> np.ndarray:
-    "Indices into `targets` that balance the classes: each class drawn with replacement up to the largest count."
-    y = np.asarray(targets).ravel()
-    if y.size == 0: raise ValueError("oversample_indices needs at least one label")
-    rng, classes = np.random.default_rng(seed), np.unique(y)
-    top = max((y == c).sum() for c in classes)
-    out = [np.concatenate([np.flatnonzero(y == c), rng.choice(np.flatnonzero(y == c), top - (y == c).sum())])
-           for c in classes]
-    return np.sort(np.concatenate(out))
-
-# %% ../nbs/90_results.ipynb #2f15effe
-def near_duplicates(x:torch.Tensor, # images, shape (N, C, H, W), values in [0, 1]
-                    seed:int=0, # seed of the shifts and the noise
-                    max_shift:int=1, # largest shift in pixels, each direction
-                    noise:float=0.02 # standard deviation of the added Gaussian pixel noise
-                   ) -> torch.Tensor:
-    "A near-duplicate of every image in `x`: shifted by up to `max_shift` pixels, plus Gaussian pixel noise."
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"near_duplicates needs an image tensor of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
-    check_number('max_shift', max_shift, 0, integer=True); check_number('noise', noise, 0)
-    g = torch.Generator().manual_seed(seed)
-    sh = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 2), generator=g)
-    out = x.clone()
-    for dy, dx in {tuple(r) for r in sh.tolist()}:
-        m = (sh[:, 0] == dy) & (sh[:, 1] == dx)
-        out[m] = torch.roll(x[m], shifts=(dy, dx), dims=(2, 3))
-    return (out + noise * torch.randn(x.shape, generator=g)).clamp_(0, 1)
-
 # %% ../nbs/90_results.ipynb #77ddfe9f
-from torch.utils.data import TensorDataset
-from .data import SynthFER, CLASSES, FER2013_TRAIN_COUNTS, stratified_split, group_kfold, leakage_audit
-from .train import fit, evaluate, predict, compare
-from .losses import make_loss
-
-LATENT_SKIP = ('label', 'clean_label', 'identity', 'intensity', 'class')
-
-def latent_features(ds:SynthFER # a SynthFER dataset
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    "SynthFER's generating parameters per sample (no label, identity or intensity) as float32 (N, F), and the labels."
-    if not hasattr(ds, 'latent_table'): raise TypeError(f"latent_features needs a SynthFER dataset, got {type(ds).__name__}")
-    t = ds.latent_table()
-    cols = [c for c in t.columns if c not in LATENT_SKIP and t[c].dtype.kind in 'fiub']
-    return torch.tensor(t[cols].to_numpy(np.float32)), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+def digits_evaluation(losses=('ce', 'am_softmax', 'arcface', 'mam+sce'), # loss names for `make_loss`; the first is the reference
+                      seeds=(0, 1), # one run per seed (initial weights and data order)
+                      *,
+                      embed_dim:int=3, # embedding size (3: the features lie on a sphere)
+                      hidden=(128,), # hidden layers of the `MLPProbe`
+                      curves:bool=False, # also return the learning curves (`history_frame`)
+                      progress:bool=False, # progress bars
+                      **overrides # `TrainConfig` fields (epochs, batch_size, lr, weight_decay, ...)
+                     ):
+    "Every loss × seed with a headless `MLPProbe` on scikit-learn's 8×8 digits (real data); one row per run on the test split."
+    cfg = dict(epochs=80, batch_size=128, lr=5e-3, weight_decay=1e-4) | overrides
+    model_fn = lambda: create_model('mlp', 0, 1, in_features=64, hidden=hidden, embed_dim=embed_dim)
+    res = compare(list(losses), model_fn, (Digits('train'), Digits('test')), seeds, progress=progress, **cfg)
+    runs = runs_frame(res, data='digits')
+    return (runs, history_frame(res, data='digits')) if curves else runs
 
 # %% ../nbs/90_results.ipynb #8647801c
 LOSS_EVAL_LOSSES = ('ce', 'focal', 'am_softmax', 'arcface', 'dams', 'sce', 'mam', 'mam+sce')
@@ -316,19 +217,6 @@ def loss_evaluation(losses=LOSS_EVAL_LOSSES, # loss names for `make_loss`; the f
     return (runs, pd.concat([h for _, h in out], ignore_index=True)) if curves else runs
 
 # %% ../nbs/90_results.ipynb #c616d91d
-def balance(x:torch.Tensor, # images (N, C, H, W)
-            y:torch.Tensor, # labels (N,)
-            seed:int=0, # seed of the repeats and the augmentation
-            augment:bool=True # repeated images become `near_duplicates` instead of exact copies
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Oversample `x, y` to equal class counts; the repeats are exact copies or augmented near-duplicates."
-    idx = oversample_indices(y.numpy(), seed)
-    xb, yb = x[idx].clone(), y[idx].clone()
-    _, first = np.unique(idx, return_index=True)
-    rep = np.setdiff1d(np.arange(len(idx)), first)
-    if augment and len(rep): xb[rep] = near_duplicates(xb[rep], seed=seed)
-    return xb, yb
-
 def _pool(x, k): return (F.avg_pool2d(x, k) if k > 1 else x).flatten(1).numpy()
 
 def hog_features(x:torch.Tensor, # images (N, C, H, W) in [0, 1] (colour is averaged to gray)
@@ -506,7 +394,7 @@ def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns 
     if 'regime' not in runs: raise ValueError("runs has no 'regime' column; pass the output of loss_evaluation")
     out = {}
     for reg, g in runs.groupby('regime', sort=False):
-        s = summarize_runs(g, metric, 'loss_name', ref)
+        s = summarise_runs(g, metric, 'loss_name', ref)
         out[reg] = pd.DataFrame({
             'mean [CI]': [f"{m*scale:.1f} [{lo*scale:.1f}, {hi*scale:.1f}]" for m, lo, hi in zip(s['mean'], s.lo, s.hi)],
             f'vs {ref} [CI]': ['—' if k == ref else f"{d*scale:+.1f} [{lo*scale:+.1f}, {hi*scale:+.1f}]"
@@ -515,8 +403,8 @@ def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns 
     return pd.concat(out, axis=1)
 
 # %% ../nbs/90_results.ipynb #a7b23e92
-def holdout_run(model_fn, # () -> a fresh model with the package's model API
-                loss:str, # a loss name for `make_loss`
+def holdout_run(model_fn, # () -> a fresh model following the model contract
+                loss_name:str, # a loss name for `make_loss`
                 train, # training dataset
                 test, # test dataset, evaluated once after training
                 val=None, # validation dataset for the per-epoch history (never the test set)
@@ -527,18 +415,18 @@ def holdout_run(model_fn, # () -> a fresh model with the package's model API
     set_seed(seed)
     model = model_fn()
     n_classes = len(train.classes) if getattr(train, 'classes', None) else int(np.max(np.asarray(train.targets))) + 1
-    res = fit(model, make_loss(loss, model.embed_dim, n_classes), train, val, seed=seed, **fit_kwargs)
+    res = fit(model, make_loss(loss_name, model.embed_dim, n_classes), train, val, seed=seed, **fit_kwargs)
     m = evaluate(res.model, res.loss, test, device=fit_kwargs.get('device'))
     last = res.history[-1]
-    return dict(loss=loss, seed=seed, train_acc=last.get('train_acc'), val_acc=last.get('val_acc'), n_test=m.get('n', len(test)),
+    return dict(loss_name=loss_name, seed=seed, train_acc=last.get('train_acc'), val_acc=last.get('val_acc'), n_test=m.get('n', len(test)),
                 **{k: m[k] for k in ('accuracy', 'balanced_accuracy', 'f1')})
 
-def kfold_run(model_fn, loss:str, # as in `holdout_run`
+def kfold_run(model_fn, loss_name:str, # as in `holdout_run`
               make_split, # (train_idx, test_idx) -> (train_dataset, test_dataset)
               folds, # list of (train_idx, test_idx), e.g. `CKPlus.folds(10)` or `group_kfold(...)`
               seed:int=0, **fit_kwargs) -> pd.DataFrame:
     "`holdout_run` on every fold; one row per fold."
-    return pd.DataFrame([dict(fold=i, **holdout_run(model_fn, loss, *make_split(a, b), seed=seed, **fit_kwargs))
+    return pd.DataFrame([dict(fold=i, **holdout_run(model_fn, loss_name, *make_split(a, b), seed=seed, **fit_kwargs))
                          for i, (a, b) in enumerate(folds)])
 
 # %% ../nbs/90_results.ipynb #9b90d304

@@ -133,12 +133,10 @@ def _encode_decode(self:EmoSynthNet, x:torch.Tensor) -> tuple:
     return self.fuse(decoded), skips
 
 @patch
-def forward_features(self:EmoSynthNet, x:torch.Tensor, # images (N, in_chans, H, W)
-                     return_aux:bool=False): # TRANSITIONAL, for the trainer on main only: use `embed_with_aux`
+def forward_features(self:EmoSynthNet, x:torch.Tensor # images (N, in_chans, H, W)
+                    ) -> torch.Tensor:
     "Fused multi-scale feature map (N, `num_features`, H, W)."
-    feats, skips = self._encode_decode(x)
-    if return_aux: return feats, self._aux(skips)   # removed once train's TrainModule calls embed_with_aux
-    return feats
+    return self._encode_decode(x)[0]
 
 @patch
 def _aux(self:EmoSynthNet, skips): return self.aux_head(skips[self.aux_stage]) if self.aux_head is not None else None
