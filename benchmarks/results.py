@@ -1,8 +1,9 @@
 """Regenerate the Results page's long experiments (all numbers synthetic: SynthFER), one documented command each.
 
-    # the loss evaluation on images (nbs/90_results.ipynb loads it): tiny EmoSynthNet, 32x32 SynthFER, 5 paired seeds
+    # the loss evaluation on images -> results/loss_evaluation.csv (+ _curves.csv), loaded by nbs/90_results.ipynb:
+    # tiny EmoSynthNet, 32x32 SynthFER, 5 paired seeds
     python benchmarks/results.py losses --regimes clean --losses ce,mam+sce,am_softmax --seeds 5 --n-train 3000 --n-test 1000 --epochs 12 --size 32
-    # the labelled extra: an MLP on SynthFER's latent parameters, three regimes, ten seeds
+    # the labelled extra -> results/loss_evaluation_latents.csv: an MLP on SynthFER's latent parameters, 3 regimes, 10 seeds
     python benchmarks/results.py losses --inputs latents --seeds 10 --epochs 10 --batch-size 256 --n-train 1400 --n-test 700
     # leakage and subject-independent k-fold with the HOG + RBF-SVM pixel classifier (it learns: well above chance), ten seeds
     python benchmarks/results.py leakage kfold --seeds 10
