@@ -54,7 +54,7 @@ def check_number(name:str, # the parameter's name, as the user wrote it
         raise ValueError(f"{name} must be in {rng}, got {value!r}")
     return value
 
-# %% ../nbs/00_core.ipynb #65dce965
+# %% ../nbs/00_core.ipynb #2517a6e3
 def check_choice(name:str, # the parameter's name, as the user wrote it
                  value, # the value to check
                  choices): # the allowed values (any iterable; its order is the order shown in the message)
