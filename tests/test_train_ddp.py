@@ -12,18 +12,20 @@ SCRIPT = textwrap.dedent('''
     from emosynth_nb.core import set_seed
     from emosynth_nb.losses import make_loss
     from emosynth_nb.train import fit
+    from emosynth_nb.models import EmbeddingModel
 
-    class Net(nn.Module):
-        "No batch norm and no dropout: per-process batch statistics and masks would differ from one process by design."
-        embed_dim = 6
+    class Net(EmbeddingModel):
+        "Headless, no batch norm and no dropout: per-process batch statistics and masks would differ from one process by design."
+        embed_dim, aux_classes = 6, 7
         def __init__(self):
             super().__init__()
             self.conv = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4), nn.Flatten())
             self.aux, self.emb = nn.Linear(3 * 4 * 4, 7), nn.Linear(3 * 4 * 4, 6)
-        def forward_features(self, x, return_aux=False):
-            f = self.conv(x)
-            return (f, self.aux(f)) if return_aux else f
+        def forward_features(self, x): return self.conv(x)
         def forward_head(self, f, pre_logits=False): return self.emb(f)
+        def embed_with_aux(self, x):
+            f = self.conv(x)
+            return self.emb(f), self.aux(f)
 
     def run():
         set_seed(0)

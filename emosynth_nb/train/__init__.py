@@ -5,13 +5,17 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/49_train.ipynb #759faa37
+# %% ../../nbs/49_train.ipynb #60569b26
 from .metrics import *
 from .trainer import *
 from .comparison import *
 from .stats import *
+from .config import *
+from .report import *
+from .recipes import *
 from .cli import *
-from . import metrics, trainer, comparison, stats, cli
+from . import metrics, trainer, comparison, stats, config, report, recipes, cli
 
-__all__ = ["metrics", "trainer", "comparison", "stats", "cli",
-           *metrics.__all__, *trainer.__all__, *comparison.__all__, *stats.__all__, *cli.__all__]
+__all__ = ["metrics", "trainer", "comparison", "stats", "config", "report", "recipes", "cli",
+           *metrics.__all__, *trainer.__all__, *comparison.__all__, *stats.__all__, *config.__all__, *report.__all__,
+           *recipes.__all__, *cli.__all__]
