@@ -1,18 +1,23 @@
-"""Regenerate the Results page's experiments at a larger size (all numbers synthetic unless --data says otherwise).
+"""Regenerate the Results page's long experiments (all numbers synthetic: SynthFER), one documented command each.
 
-    python benchmarks/results.py losses                  # 8 losses x 3 regimes x 3 seeds, tiny EmoSynthNet on 48x48 images
-    python benchmarks/results.py losses --inputs latents --seeds 10 --name loss_evaluation_latents
-    python benchmarks/results.py zoo                     # the CIFAR-10 table's six models on SynthFER 32x32 RGB
-    python benchmarks/results.py leakage kfold           # the two evaluation-pitfall experiments, more seeds
-    python benchmarks/results.py leakage kfold --cnn --epochs 8   # ... with the tiny EmoSynthNet instead of the 1-NN
+    # the loss evaluation on images -> results/loss_evaluation.csv (+ _curves.csv), loaded by nbs/90_results.ipynb:
+    # tiny EmoSynthNet, 32x32 SynthFER, 5 paired seeds
+    python benchmarks/results.py losses --regimes clean --losses ce,mam+sce,am_softmax --seeds 5 --n-train 3000 --n-test 1000 --epochs 12 --size 32
+    # the labelled extra -> results/loss_evaluation_latents.csv: an MLP on SynthFER's latent parameters, 3 regimes, 10 seeds
+    python benchmarks/results.py losses --inputs latents --seeds 10 --epochs 10 --batch-size 256 --n-train 1400 --n-test 700
+    # leakage and subject-independent k-fold with the HOG + RBF-SVM pixel classifier (it learns: well above chance), ten seeds
+    python benchmarks/results.py leakage kfold --seeds 10
+    python benchmarks/results.py leakage kfold --cnn --epochs 12   # ... with the tiny EmoSynthNet trained instead
+    python benchmarks/results.py zoo                     # the CIFAR-10 table's models on SynthFER 32x32 RGB
     python benchmarks/results.py all --quick             # everything at smoke-test size (a minute or two)
     python benchmarks/results.py losses --device cuda    # on a GPU (bf16 autocast, channels-last)
 
-Each experiment writes `<out>/<name>.csv` (one row per run) and `<out>/<name>.json` (machine, date, command,
-sizes), default out = benchmarks/results/. `nbs/90_results.ipynb` shows the `loss_evaluation*` and `model_zoo`
-files when they exist. It prints, for every experiment, each setting against the reference measured in the same
-run (CE; the clean split; subject-independent folds): mean, 95% CI and the paired difference over seeds.
-The machine may be shared: run it under `flock /tmp/bench.lock` and read the differences, not the times.
+Each experiment writes `<out>/<name>.csv` (one row per run) and `<out>/<name>.json` (machine, date, commit, command,
+sizes), default out = benchmarks/results/; `losses` also writes `<name>_curves.csv` (one row per run and epoch) and
+saves after every seed, so a stopped run leaves paired results (`--runs-dir` keeps every run; a rerun reuses them).
+It prints, for every experiment, each setting against the reference measured in the same run (CE; the clean
+split; subject-independent folds): mean, 95% CI and the paired difference over seeds. Run it single-threaded
+and niced on a shared machine (`nice -n 10`, the default `--threads 1`) and read the differences, not the times.
 """
 import argparse, json, os, platform, sys, time
 from datetime import datetime, timezone
@@ -22,6 +27,7 @@ import pandas as pd
 import torch
 
 from emosynth_nb import results as R
+from emosynth_nb.train.stats import summarise_runs, noise_report
 
 EXPERIMENTS = ('losses', 'zoo', 'leakage', 'kfold')
 
@@ -35,26 +41,43 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}"
 
 
+def commit() -> str:
+    "The git commit of the code that ran (with '+dirty' when the tree has changes), or 'unknown'."
+    import subprocess
+    try:
+        root = Path(__file__).resolve().parents[1]
+        h = subprocess.run(['git', '-C', str(root), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', str(root), 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True).stdout.strip()
+        return h + ('+dirty' if dirty else '')
+    except (OSError, subprocess.CalledProcessError): return 'unknown'
+
+
 def save(out: Path, name: str, df: pd.DataFrame, sizes: dict):
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / f'{name}.csv', index=False)
-    meta = dict(machine=machine(), date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+    meta = dict(machine=machine(), date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), commit=commit(),
                 command='python ' + ' '.join(sys.argv), sizes=sizes, synthetic=True)
     (out / f'{name}.json').write_text(json.dumps(meta, indent=1))
     print(f"wrote {out / f'{name}.csv'} ({len(df)} runs)")
 
 
 def run_losses(a, fit):
+    losses = tuple(a.losses.split(',')) if a.losses else R.LOSS_EVAL_LOSSES
+    regimes = {k: R.REGIMES[k] for k in a.regimes.split(',')} if a.regimes else None
     sizes = dict(inputs=a.inputs, n_train=a.n_train, n_test=a.n_test, seeds=a.seeds, epochs=a.epochs,
-                 batch_size=a.batch_size, lr=a.lr, size=a.size)
-    df = R.loss_evaluation(R.LOSS_EVAL_LOSSES, seeds=tuple(range(a.seeds)), inputs=a.inputs, n_train=a.n_train,
-                           n_test=a.n_test, size=a.size, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                           progress=a.progress, out_dir=a.runs_dir, **fit)
+                 batch_size=a.batch_size, lr=a.lr, size=a.size, losses=list(losses), regimes=list(regimes or R.REGIMES))
     name = a.name or ('loss_evaluation' if a.inputs == 'images' else 'loss_evaluation_latents')
-    save(a.out, name, df, sizes)
+    parts = []
+    for seed in range(a.seeds):   # seed by seed, saving after each: a stopped run still leaves paired results
+        parts.append(R.loss_evaluation(losses, regimes, seeds=(seed,), inputs=a.inputs, n_train=a.n_train,
+                                       n_test=a.n_test, size=a.size, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                                       progress=a.progress, out_dir=a.runs_dir, curves=True, **fit))
+        df, curves = (pd.concat([p[i] for p in parts], ignore_index=True) for i in (0, 1))
+        save(a.out, name, df, dict(sizes, seeds_done=seed + 1))
+        save(a.out, f'{name}_curves', curves, dict(sizes, seeds_done=seed + 1))
     print(R.loss_eval_summary(df).to_string())
     for reg, g in df.groupby('regime', sort=False):
-        print(f"\n{reg}: " + R.noise_report(R.summarize_runs(g, 'accuracy', 'loss', 'ce')).replace('`', ''))
+        print(f"\n{reg}: " + noise_report(summarise_runs(g, 'accuracy', 'loss_name', 'ce')).replace('`', ''))
 
 
 def run_zoo(a, fit):
@@ -68,32 +91,33 @@ def run_zoo(a, fit):
         rows.append(z.reset_index().assign(seed=seed))
     df = pd.concat(rows, ignore_index=True)
     save(a.out, a.name or 'model_zoo', df, sizes)
-    print(R.summarize_runs(df, 'accuracy', 'model', names[0]).round(3).to_string())
+    print(summarise_runs(df, 'accuracy', 'model', names[0]).round(3).to_string())
 
 
 def _cnn(a, fit):
     "model_fn and fit arguments for --cnn (the tiny EmoSynthNet), or (None, {}) for the 1-NN."
     if not a.cnn: return None, {}
-    from emosynth_nb.models import emosynthnet_tiny
-    return (lambda: emosynthnet_tiny(n_classes=7, in_chans=1)), dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, **fit)
+    from emosynth_nb.models import create_model
+    return (lambda: create_model('emosynthnet_tiny', 0, 1, aux_classes=7)), dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, **fit)
 
 
 def run_leakage(a, fit):
     model_fn, kw = _cnn(a, fit)
-    n = a.n_train if a.n_train_given or not a.cnn else 600
-    df = R.leakage_experiment(tuple(range(a.seeds)), n=n, similarities=(0.995, 0.98, 0.95), model_fn=model_fn, **kw)
-    save(a.out, a.name or ('leakage_cnn' if a.cnn else 'leakage'), df,
-         dict(seeds=a.seeds, n=n, model='emosynthnet_tiny' if a.cnn else '1-NN', **{k: v for k, v in kw.items() if k != 'device'}))
-    print(R.summarize_runs(df, 'test_accuracy', 'protocol', 'clean').round(3).to_string())
+    n = a.n_train if a.n_train_given else 1200
+    df = R.leakage_experiment(tuple(range(a.seeds)), n=n, similarities=(0.995, 0.98, 0.95), classifier=a.classifier,
+                              model_fn=model_fn, **kw)
+    save(a.out, a.name or ('leakage_cnn' if a.cnn else f'leakage_{a.classifier}'), df,
+         dict(seeds=a.seeds, n=n, model='emosynthnet_tiny' if a.cnn else a.classifier, **{k: v for k, v in kw.items() if k != 'device'}))
+    print(summarise_runs(df, 'test_accuracy', 'protocol', 'clean').round(3).to_string())
 
 
 def run_kfold(a, fit):
     model_fn, kw = _cnn(a, fit)
-    n = a.n_train // 3 if a.n_train_given or not a.cnn else 300
-    df = R.subject_kfold_experiment(tuple(range(a.seeds)), n=n, model_fn=model_fn, **kw)
-    save(a.out, a.name or ('subject_kfold_cnn' if a.cnn else 'subject_kfold'), df,
-         dict(seeds=a.seeds, n=n, model='emosynthnet_tiny' if a.cnn else '1-NN', **{k: v for k, v in kw.items() if k != 'device'}))
-    print(R.summarize_runs(df, 'accuracy', 'protocol', 'subject-independent').round(3).to_string())
+    n = a.n_train // 3 if a.n_train_given else 300
+    df = R.subject_kfold_experiment(tuple(range(a.seeds)), n=n, classifier=a.classifier, model_fn=model_fn, **kw)
+    save(a.out, a.name or ('subject_kfold_cnn' if a.cnn else f'subject_kfold_{a.classifier}'), df,
+         dict(seeds=a.seeds, n=n, model='emosynthnet_tiny' if a.cnn else a.classifier, **{k: v for k, v in kw.items() if k != 'device'}))
+    print(summarise_runs(df, 'accuracy', 'protocol', 'subject-independent').round(3).to_string())
 
 
 def main(argv=None):
@@ -102,20 +126,23 @@ def main(argv=None):
     p.add_argument('experiments', nargs='+', choices=EXPERIMENTS + ('all',))
     p.add_argument('--quick', action='store_true', help='smoke-test sizes (for checking the script)')
     p.add_argument('--inputs', choices=('images', 'latents'), default='images', help='losses: train on images or on latents')
+    p.add_argument('--losses', default=None, help='losses: comma-separated loss names (default: all of LOSS_EVAL_LOSSES)')
+    p.add_argument('--regimes', default=None, help='losses: comma-separated regimes among clean,imbalanced,noisy (default: all)')
     p.add_argument('--seeds', type=int, default=None, help='number of seeds (default 3; 2 with --quick)')
     p.add_argument('--n-train', type=int, default=None)
     p.add_argument('--n-test', type=int, default=None)
     p.add_argument('--epochs', type=int, default=None)
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--lr', type=float, default=3e-3)
-    p.add_argument('--size', type=int, default=48, help='losses: image size')
+    p.add_argument('--size', type=int, default=32, help='losses: image size')
     p.add_argument('--device', default=None, help="e.g. 'cuda' (bf16 autocast and channels-last are switched on)")
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (1 is fastest for the tiny models)')
     p.add_argument('--out', type=Path, default=Path(__file__).resolve().parent / 'results')
     p.add_argument('--runs-dir', type=Path, default=None, help='losses: also keep every run (JSON) here; reruns reuse them')
     p.add_argument('--name', default=None, help='output file name (without extension)')
     p.add_argument('--progress', action='store_true')
-    p.add_argument('--cnn', action='store_true', help='leakage, kfold: train the tiny EmoSynthNet instead of the 1-NN')
+    p.add_argument('--cnn', action='store_true', help='leakage, kfold: train the tiny EmoSynthNet instead of a pixel classifier')
+    p.add_argument('--classifier', default='hog_svm', choices=R.PIXEL_CLASSIFIERS, help='leakage, kfold: the pixel classifier (default: hog_svm)')
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     q = a.quick

@@ -7,27 +7,27 @@ from __future__ import annotations
 import math, numbers
 import numpy as np
 import pandas as pd
-from scipy import stats
-from .core import check_number, set_seed
-from .train import mean_ci, paired_diff
+import torch
+from torch import nn
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+from .core import check_number, check_choice, set_seed
+from .data import (SynthFER, Digits, CLASSES, FER2013_TRAIN_COUNTS, stratified_split, group_kfold, leakage_audit,
+                              oversample_indices, near_duplicates, balance, latent_features)
+from .models import THESIS_MODEL_TABLE, create_model
+from .train import fit, evaluate, predict, compare
+from .train.stats import summarise_runs, noise_report
+from .losses import make_loss
 
 # %% auto #0
-__all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LATENT_SKIP', 'LOSS_EVAL_LOSSES', 'REGIMES', 'ZOO', 'VERDICTS',
-           'thesis_table', 'published_results', 'summarize_runs', 'noise_report', 'thresholded_precision_recall',
-           'binomial_se', 'mcnemar_max_discordant', 'fer_comparison', 'accuracy_lower_bound', 'oversample_indices',
-           'near_duplicates', 'MLPProbe', 'BaselineAdapter', 'latent_features', 'runs_frame', 'loss_evaluation',
-           'balance', 'knn_accuracy', 'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'zoo_model',
-           'model_zoo_experiment', 'loss_eval_summary', 'holdout_run', 'kfold_run', 'claims_ledger']
+__all__ = ['THESIS_TABLES', 'PUBLISHED_DATASETS', 'FACTS', 'LOSS_EVAL_LOSSES', 'REGIMES', 'PIXEL_CLASSIFIERS', 'ZOO', 'VERDICTS',
+           'thesis_table', 'published_results', 'thresholded_precision_recall', 'fer_comparison', 'digits_evaluation',
+           'runs_frame', 'history_frame', 'loss_evaluation', 'hog_features', 'pixel_classifier', 'pixel_accuracy',
+           'knn_accuracy', 'trained_accuracy', 'leakage_experiment', 'subject_kfold_experiment', 'model_zoo_experiment',
+           'loss_eval_summary', 'holdout_run', 'kfold_run', 'claims_ledger']
 
 # %% ../nbs/90_results.ipynb #604f58a7
 _THESIS = {
-    'model': (('method', 'ref', 'key', 'params_M', 'flops_G', 'size_MB', 'depth'), [
-        ('MobileNetV2', 39, 'mobilenet_v2', 4, 0.006, 14, 105),
-        ('EfficientNetB0', 40, 'efficientnet_b0', 5, 0.008, 29, 132),
-        ('ResNet50', 41, 'resnet50', 26, 0.078, 98, 107),
-        ('VGG19', 42, 'vgg19', 144, 0.417, 549, 19),
-        ('DensNet121', 16, 'densenet121', 8, 0.057, 33, 242),
-        ('EmoSynthNet', None, 'emosynthnet', 21, 1.120, 82, 34)]),
     'cifar10': (('method', 'key', 'optimizer', 'loss', 'accuracy', 'error', 'precision', 'recall', 'f1'), [
         ('MobileNetV2', 'mobilenet_v2', 'Adam', 'CE', 77.23, 1.20, 78.30, 76.65, 0.77),
         ('EfficientNetB0', 'efficientnet_b0', 'Adam', 'CE', 81.26, 0.93, 82.24, 80.87, 0.81),
@@ -49,6 +49,8 @@ _THESIS = {
         (5, 'FDRL', 59, 99.54), (6, 'FN2EN', 10, 98.6), (7, 'ST network', 60, 98.50),
         (8, 'Nonlinear eval on SL+SSL Puzzling (B0)', 61, 98.23), (9, 'DeepEmotion', 62, 98), (10, 'IF-GAN', 63, 97.52)]),
 }
+_MODEL_COLS = ('method', 'ref', 'key', 'params_M', 'flops_G', 'size_MB', 'depth')
+_THESIS = {'model': (_MODEL_COLS, [tuple(dict(r, key=k)[c] for c in _MODEL_COLS) for k, r in THESIS_MODEL_TABLE.items()]), **_THESIS}
 THESIS_TABLES = tuple(_THESIS)
 
 def thesis_table(name:str # one of `THESIS_TABLES`: 'model', 'cifar10', 'rafdb', 'fer2013', 'ckplus'
@@ -98,51 +100,6 @@ def published_results(dataset:str|None=None # one of `PUBLISHED_DATASETS`, or `N
     df = pd.DataFrame(_PUBLISHED[1], columns=list(_PUBLISHED[0]))
     return (df if dataset is None else df[df.dataset == dataset]).reset_index(drop=True)
 
-# %% ../nbs/90_results.ipynb #64d2e21a
-def summarize_runs(runs:pd.DataFrame, # one row per run, with columns `by`, `pair` and `metric`
-                   metric:str='accuracy', # the column to summarise
-                   by:str='loss', # the column naming the setting
-                   ref:str|None='ce', # the reference setting for paired differences, or `None`
-                   pair:str='seed', # the column that pairs runs across settings
-                   conf:float=0.95 # confidence level
-                  ) -> pd.DataFrame:
-    "Mean, CI and paired difference against `ref` (CI, p-value, `beyond_noise`) of `metric` for each value of `by`."
-    for c in (by, pair, metric):
-        if c not in runs: raise ValueError(f"runs has no column {c!r}; its columns are {list(runs.columns)}")
-    if ref is not None and ref not in set(runs[by]):
-        raise ValueError(f"reference {ref!r} not among the {by} values {sorted(set(runs[by]))}")
-    rows, piv = [], runs.pivot_table(index=pair, columns=by, values=metric, aggfunc='mean')
-    for name in dict.fromkeys(runs[by]):
-        m, lo, hi = mean_ci(runs.loc[runs[by] == name, metric].to_numpy(float), conf)
-        row = {by: name, 'mean': m, 'lo': lo, 'hi': hi, 'n': int((runs[by] == name).sum())}
-        if ref is not None and name != ref:
-            both = piv[[name, ref]].dropna()
-            d = paired_diff(both[name].to_numpy(), both[ref].to_numpy(), conf)
-            row.update(diff=d['diff'], diff_lo=d['diff_lo'], diff_hi=d['diff_hi'], p_value=d['p_value'],
-                       beyond_noise=bool(d['n'] >= 3 and (d['diff_lo'] > 0 or d['diff_hi'] < 0)))
-        elif ref is not None: row.update(diff=0., diff_lo=0., diff_hi=0., p_value=float('nan'), beyond_noise=False)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(by)
-
-# %% ../nbs/90_results.ipynb #1309723f
-def noise_report(summary:pd.DataFrame, # output of `summarize_runs` (with a reference)
-                 ref:str='ce', # name of the reference setting, for the sentences
-                 what:str='accuracy', # what the metric is called in the sentences
-                 scale:float=100., # multiply values by this for display (100 → percentage points)
-                 unit:str=' pp' # unit shown after scaled differences
-                ) -> str:
-    "Markdown sentences saying which settings differ from `ref` by more than the seed noise (95% paired CI)."
-    if 'beyond_noise' not in summary: raise ValueError("summary has no paired differences; call summarize_runs with a ref")
-    f = lambda v: f"{v*scale:+.1f}{unit}"
-    up = [f"`{k}` ({f(r['diff'])}, CI {f(r.diff_lo)} to {f(r.diff_hi)})" for k, r in summary.iterrows() if r.beyond_noise and r['diff'] > 0]
-    down = [f"`{k}` ({f(r['diff'])}, CI {f(r.diff_lo)} to {f(r.diff_hi)})" for k, r in summary.iterrows() if r.beyond_noise and r['diff'] < 0]
-    same = [f"`{k}`" for k, r in summary.iterrows() if k != ref and not r.beyond_noise]
-    out = []
-    if up: out.append(f"Better {what} than `{ref}` beyond the seed noise: " + ', '.join(up) + '.')
-    if down: out.append(f"Worse {what} than `{ref}` beyond the seed noise: " + ', '.join(down) + '.')
-    if same: out.append(f"Not distinguishable from `{ref}` with {int(summary['n'].min())} seeds: " + ', '.join(same) + '.')
-    return ' '.join(out)
-
 # %% ../nbs/90_results.ipynb #ddb803f0
 def thresholded_precision_recall(probs, # predicted class probabilities, shape (N, C)
                                  y, # integer labels, shape (N,)
@@ -157,22 +114,6 @@ def thresholded_precision_recall(probs, # predicted class probabilities, shape (
     pos = p > threshold
     tp = (pos & t).sum()
     return float(tp / max(pos.sum(), 1)), float(tp / len(y))
-
-# %% ../nbs/90_results.ipynb #9088eb2b
-def binomial_se(acc:float, # accuracy as a fraction in [0, 1]
-                n:int # number of test images
-               ) -> float:
-    "Standard error of an accuracy measured on `n` independent test images."
-    check_number('acc', acc, 0, 1); check_number('n', n, 0, lo_open=True, integer=True)
-    return math.sqrt(acc * (1 - acc) / n)
-
-def mcnemar_max_discordant(diff_images:int, # how many more images model A gets right than model B
-                           conf:float=0.95 # two-sided confidence level
-                          ) -> int:
-    "The largest number of images on which two models may disagree for a lead of `diff_images` to be significant."
-    check_number('diff_images', diff_images, 0, integer=True)
-    z = stats.norm.ppf((1 + conf) / 2)
-    return int(math.floor((diff_images / z) ** 2))
 
 # %% ../nbs/90_results.ipynb #bdca2139
 FACTS = dict(  # published figures used in the discussion; source: reference/fer_datasets.md (§1.2, §1.6, §2.2, §3, §5.2)
@@ -192,103 +133,22 @@ def fer_comparison(dataset:str # 'fer2013', 'rafdb' or 'ckplus'
     pub = published_results(dataset).assign(source='reference §5')[['method', 'accuracy', 'source', 'kind', 'note']]
     return pd.concat([th, pub]).sort_values('accuracy', ascending=False, kind='stable').reset_index(drop=True)
 
-# %% ../nbs/90_results.ipynb #9e7f85d9
-def accuracy_lower_bound(correct:int, # correctly classified test images
-                         n:int, # test images
-                         conf:float=0.95 # two-sided confidence level (the bound is one-sided at (1+conf)/2)
-                        ) -> float:
-    "Clopper–Pearson lower confidence bound of an accuracy of `correct` out of `n`."
-    check_number('n', n, 0, lo_open=True, integer=True); check_number('correct', correct, 0, n, integer=True)
-    return 0.0 if correct == 0 else float(stats.beta.ppf((1 - conf) / 2, correct, n - correct + 1))
-
-# %% ../nbs/90_results.ipynb #6bca5383
-import torch
-from torch import nn
-import torch.nn.functional as F
-
-def oversample_indices(targets, # integer labels, shape (N,)
-                       seed:int=0 # seed of the random repeats
-                      ) -> np.ndarray:
-    "Indices into `targets` that balance the classes: each class drawn with replacement up to the largest count."
-    y = np.asarray(targets).ravel()
-    if y.size == 0: raise ValueError("oversample_indices needs at least one label")
-    rng, classes = np.random.default_rng(seed), np.unique(y)
-    top = max((y == c).sum() for c in classes)
-    out = [np.concatenate([np.flatnonzero(y == c), rng.choice(np.flatnonzero(y == c), top - (y == c).sum())])
-           for c in classes]
-    return np.sort(np.concatenate(out))
-
-# %% ../nbs/90_results.ipynb #2f15effe
-def near_duplicates(x:torch.Tensor, # images, shape (N, C, H, W), values in [0, 1]
-                    seed:int=0, # seed of the shifts and the noise
-                    max_shift:int=1, # largest shift in pixels, each direction
-                    noise:float=0.02 # standard deviation of the added Gaussian pixel noise
-                   ) -> torch.Tensor:
-    "A near-duplicate of every image in `x`: shifted by up to `max_shift` pixels, plus Gaussian pixel noise."
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"near_duplicates needs an image tensor of shape (N, C, H, W), got {getattr(x, 'shape', type(x))}")
-    check_number('max_shift', max_shift, 0, integer=True); check_number('noise', noise, 0)
-    g = torch.Generator().manual_seed(seed)
-    sh = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 2), generator=g)
-    out = x.clone()
-    for dy, dx in {tuple(r) for r in sh.tolist()}:
-        m = (sh[:, 0] == dy) & (sh[:, 1] == dx)
-        out[m] = torch.roll(x[m], shifts=(dy, dx), dims=(2, 3))
-    return (out + noise * torch.randn(x.shape, generator=g)).clamp_(0, 1)
-
-# %% ../nbs/90_results.ipynb #27715331
-class MLPProbe(nn.Module):
-    "A two-layer perceptron with the `emosynth_nb.models` API: flattens its input and returns an embedding."
-    def __init__(self, in_features:int, # input size after flattening
-                 hidden:int=64, # hidden units
-                 embed_dim:int=16): # embedding size fed to the loss
-        super().__init__()
-        for k, v in dict(in_features=in_features, hidden=hidden, embed_dim=embed_dim).items(): check_number(k, v, 1, integer=True)
-        self.in_features, self.embed_dim, self.n_classes, self.aux_classes, self.aux_head = in_features, embed_dim, 0, 0, None
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU())
-        self.emb = nn.Linear(hidden, embed_dim)
-        self.feature_info = [dict(num_chs=hidden, reduction=1, module='body')]
-    def forward_features(self, x, return_aux=False):
-        if x[0].numel() != self.in_features:
-            raise ValueError(f"MLPProbe was built for {self.in_features} input features, got inputs of shape {tuple(x.shape)}")
-        f = self.body(x)
-        return (f, None) if return_aux else f
-    def forward_head(self, feats, pre_logits=False): return self.emb(feats)
-    def forward(self, x): return self.forward_head(self.forward_features(x))
-
-# %% ../nbs/90_results.ipynb #8f3de987
-class BaselineAdapter(nn.Module):
-    "Wrap a classifier so that its penultimate features are the embedding of the package's model API."
-    def __init__(self, model:nn.Module): # a classifier whose last `nn.Linear` is its output layer
-        super().__init__()
-        last = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-        if not last: raise ValueError(f"{type(model).__name__} has no nn.Linear output layer to turn into an embedding")
-        name, lin = last[-1]
-        parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
-        setattr(parent, name.rpartition('.')[2], nn.Identity())
-        self.model, self.embed_dim, self.n_classes, self.aux_classes, self.aux_head = model, lin.in_features, 0, 0, None
-        self.name = type(model).__name__
-    def forward_features(self, x, return_aux=False):
-        f = self.model(x)
-        return (f, None) if return_aux else f
-    def forward_head(self, feats, pre_logits=False): return feats
-    def forward(self, x): return self.model(x)
-
 # %% ../nbs/90_results.ipynb #77ddfe9f
-from torch.utils.data import TensorDataset
-from .data import SynthFER, CLASSES, FER2013_TRAIN_COUNTS, stratified_split, group_kfold, leakage_audit
-from .train import fit, evaluate, predict, compare
-from .losses import make_loss
-
-LATENT_SKIP = ('label', 'clean_label', 'identity', 'intensity', 'class')
-
-def latent_features(ds:SynthFER # a SynthFER dataset
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    "SynthFER's generating parameters per sample (no label, identity or intensity) as float32 (N, F), and the labels."
-    if not hasattr(ds, 'latent_table'): raise TypeError(f"latent_features needs a SynthFER dataset, got {type(ds).__name__}")
-    t = ds.latent_table()
-    cols = [c for c in t.columns if c not in LATENT_SKIP and t[c].dtype.kind in 'fiub']
-    return torch.tensor(t[cols].to_numpy(np.float32)), torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+def digits_evaluation(losses=('ce', 'am_softmax', 'arcface', 'mam+sce'), # loss names for `make_loss`; the first is the reference
+                      seeds=(0, 1), # one run per seed (initial weights and data order)
+                      *,
+                      embed_dim:int=3, # embedding size (3: the features lie on a sphere)
+                      hidden=(128,), # hidden layers of the `MLPProbe`
+                      curves:bool=False, # also return the learning curves (`history_frame`)
+                      progress:bool=False, # progress bars
+                      **overrides # `TrainConfig` fields (epochs, batch_size, lr, weight_decay, ...)
+                     ):
+    "Every loss × seed with a headless `MLPProbe` on scikit-learn's 8×8 digits (real data); one row per run on the test split."
+    cfg = dict(epochs=80, batch_size=128, lr=5e-3, weight_decay=1e-4) | overrides
+    model_fn = lambda: create_model('mlp', 0, 1, in_features=64, hidden=hidden, embed_dim=embed_dim)
+    res = compare(list(losses), model_fn, (Digits('train'), Digits('test')), seeds, progress=progress, **cfg)
+    runs = runs_frame(res, data='digits')
+    return (runs, history_frame(res, data='digits')) if curves else runs
 
 # %% ../nbs/90_results.ipynb #8647801c
 LOSS_EVAL_LOSSES = ('ce', 'focal', 'am_softmax', 'arcface', 'dams', 'sce', 'mam', 'mam+sce')
@@ -297,34 +157,42 @@ REGIMES = dict(clean=dict(), imbalanced=dict(imbalance='fer2013'), noisy=dict(la
 def runs_frame(result, # a `CompareResult` (from `compare` or `load_runs`)
                **extra # constant columns to add, e.g. regime='clean'
               ) -> pd.DataFrame:
-    "One row per run of a `CompareResult`: loss, seed, the metrics, per-class recall and the final training accuracy."
+    "One row per run: loss_name, seed, the test metrics (`loss_value` = the test loss), per-class recall, final training accuracy."
     rows = []
     for r in result.runs:
         m = r['metrics']; pc = m.get('per_class_accuracy') or {}
         pc = list(pc.values()) if isinstance(pc, dict) else list(pc)
-        rows.append(dict(extra, loss=r['loss'], seed=r['seed'],
-                         **{k: m.get(k) for k in ('accuracy', 'balanced_accuracy', 'f1', 'precision', 'recall', 'loss_value', 'ce')},
-                         **{f'recall_{c}': v for c, v in zip(CLASSES, pc)},
+        rows.append(dict(extra, loss_name=r.get('loss_name', r.get('loss')), seed=r['seed'],
+                         **{k: m.get(k) for k in ('accuracy', 'balanced_accuracy', 'f1', 'precision', 'recall', 'ce')},
+                         loss_value=m.get('loss'), **{f'recall_{c}': v for c, v in zip(CLASSES, pc)},
                          train_acc=r['history'][-1].get('train_acc') if r['history'] else None,
-                         time_s=m.get('train_time_s')))
+                         epochs=len(r['history']), time_s=m.get('train_time_s')))
     return pd.DataFrame(rows)
+
+def history_frame(result, # a `CompareResult` (from `compare` or `load_runs`)
+                  **extra # constant columns to add, e.g. regime='clean'
+                 ) -> pd.DataFrame:
+    "The learning curves: one row per run and epoch (loss_name, seed, epoch, train_loss, train_acc, val_acc, ...)."
+    return pd.DataFrame([dict(extra, loss_name=r.get('loss_name', r.get('loss')), seed=r['seed'], **h)
+                         for r in result.runs for h in r['history']])
 
 def loss_evaluation(losses=LOSS_EVAL_LOSSES, # loss names for `make_loss`; the first is the reference
                     regimes:dict|None=None, # name -> SynthFER keyword arguments; default `REGIMES`
                     seeds=(0, 1, 2), # one run per seed (initial weights and data order)
                     *,
-                    inputs:str='latents', # 'latents' (`latent_features`, `MLPProbe`) or 'images' (a CNN)
+                    inputs:str='images', # 'images' (the tiny EmoSynthNet) or 'latents' (`latent_features`, `MLPProbe`)
                     n_train:int=1400, # training samples per regime
                     n_test:int=700, # clean, balanced test samples
-                    size:int=48, # image size for inputs='images'
-                    model_fn=None, # () -> model; default MLPProbe (latents) or `emosynthnet_tiny` (images)
+                    size:int=32, # image size for inputs='images'
+                    model_fn=None, # () -> model; default headless `create_model('emosynthnet_tiny')` (images) or 'mlp' (latents)
                     data_seed:int=1000, # SynthFER seed of the training sets
                     test_seed:int=10_000, # SynthFER seed of the test set
                     out_dir=None, # save/reuse runs here (one sub-folder per regime)
+                    curves:bool=False, # also return the learning curves (`history_frame`)
                     progress:bool=False, # progress bars
                     **fit_kwargs # passed to `fit` through `compare` (epochs, batch_size, lr, ...)
-                   ) -> pd.DataFrame:
-    "Train every loss × seed in every regime on SynthFER; one row per run, evaluated on a clean balanced test set."
+                   ):
+    "Train every loss × seed in every regime on SynthFER; one row per run on a clean balanced test set (and the curves)."
     from pathlib import Path
     if inputs not in ('latents', 'images'): raise ValueError(f"inputs must be 'latents' or 'images', got {inputs!r}")
     regimes = REGIMES if regimes is None else regimes
@@ -338,66 +206,89 @@ def loss_evaluation(losses=LOSS_EVAL_LOSSES, # loss names for `make_loss`; the f
         if inputs == 'latents':  # standardise with the training set's statistics
             mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-6
             Xtr_, Xte_ = (Xtr - mu) / sd, (Xte - mu) / sd
-            mf = model_fn or (lambda: MLPProbe(Xtr.shape[1]))
+            mf = model_fn or (lambda: create_model('mlp', 0, in_features=Xtr.shape[1], hidden=(64,)))
         else:
-            from emosynth_nb.models import emosynthnet_tiny
             Xtr_, Xte_ = Xtr, Xte
-            mf = model_fn or (lambda: emosynthnet_tiny(n_classes=len(CLASSES), in_chans=Xtr.shape[1]))
+            mf = model_fn or (lambda: create_model('emosynthnet_tiny', 0, Xtr.shape[1], aux_classes=len(CLASSES)))
         res = compare(list(losses), mf, (TensorDataset(Xtr_, ytr), TensorDataset(Xte_, yte)), seeds,
                       out_dir=None if out_dir is None else Path(out_dir) / name, progress=progress, **fit_kwargs)
-        out.append(runs_frame(res, regime=name))
-    return pd.concat(out, ignore_index=True)
+        out.append((runs_frame(res, regime=name), history_frame(res, regime=name)))
+    runs = pd.concat([r for r, _ in out], ignore_index=True)
+    return (runs, pd.concat([h for _, h in out], ignore_index=True)) if curves else runs
 
 # %% ../nbs/90_results.ipynb #c616d91d
-def balance(x:torch.Tensor, # images (N, C, H, W)
-            y:torch.Tensor, # labels (N,)
-            seed:int=0, # seed of the repeats and the augmentation
-            augment:bool=True # repeated images become `near_duplicates` instead of exact copies
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Oversample `x, y` to equal class counts; the repeats are exact copies or augmented near-duplicates."
-    idx = oversample_indices(y.numpy(), seed)
-    xb, yb = x[idx].clone(), y[idx].clone()
-    _, first = np.unique(idx, return_index=True)
-    rep = np.setdiff1d(np.arange(len(idx)), first)
-    if augment and len(rep): xb[rep] = near_duplicates(xb[rep], seed=seed)
-    return xb, yb
-
 def _pool(x, k): return (F.avg_pool2d(x, k) if k > 1 else x).flatten(1).numpy()
+
+def hog_features(x:torch.Tensor, # images (N, C, H, W) in [0, 1] (colour is averaged to gray)
+                 cell:int=4, # side of a histogram cell in pixels
+                 bins:int=9 # orientation bins over [0, π)
+                ) -> np.ndarray:
+    "Histograms of oriented gradients (N, bins·(H/cell)·(W/cell)): gradient magnitude binned by orientation per cell, L2-normalised."
+    import math
+    g = F.pad(x.float().mean(1, keepdim=True), (1, 1, 1, 1), mode='replicate')
+    gx, gy = g[..., 1:-1, 2:] - g[..., 1:-1, :-2], g[..., 2:, 1:-1] - g[..., :-2, 1:-1]
+    mag, ang = torch.hypot(gx, gy), torch.atan2(gy, gx) % math.pi
+    b = (ang / math.pi * bins).long().clamp_(max=bins - 1)
+    h = F.avg_pool2d(torch.zeros(x.shape[0], bins, *x.shape[2:]).scatter_(1, b, mag), cell)
+    return (h / (h.norm(dim=1, keepdim=True) + 1e-6)).flatten(1).numpy()
+
+PIXEL_CLASSIFIERS = ('hog_svm', 'svm', 'logreg', '1nn')
+
+def pixel_classifier(name:str='hog_svm'): # one of `PIXEL_CLASSIFIERS`
+    "A scikit-learn classifier (RBF SVM, logistic regression on standardised inputs, or 1-nearest-neighbour)."
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    check_choice('classifier', name, PIXEL_CLASSIFIERS)
+    if name == '1nn': return KNeighborsClassifier(1)
+    if name == 'logreg': return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
+    return make_pipeline(StandardScaler(), SVC(C=10))
+
+def pixel_accuracy(xtr, ytr, tests, # training images and labels; list of (images, labels) to score
+                   classifier:str='hog_svm', # one of `PIXEL_CLASSIFIERS`: 'hog_svm' reads `hog_features`, the others pooled pixels
+                   pool:int=2 # average-pool the pixels `pool`×`pool` first (not for 'hog_svm')
+                  ) -> list[float]:
+    "Training accuracy, then the accuracy on each of `tests`, of `pixel_classifier(classifier)` fitted on `xtr, ytr`."
+    feats = hog_features if classifier == 'hog_svm' else (lambda x: _pool(x, pool))
+    clf = pixel_classifier(classifier).fit(feats(xtr), ytr.numpy())
+    return [float(clf.score(feats(x), y.numpy())) for x, y in [(xtr, ytr), *tests]]
 
 def knn_accuracy(xtr, ytr, xte, yte, pool:int=2) -> float:
     "Test accuracy of a 1-nearest-neighbour classifier on `pool`×`pool` average-pooled pixels."
-    from sklearn.neighbors import KNeighborsClassifier
-    return float(KNeighborsClassifier(1).fit(_pool(xtr, pool), ytr.numpy()).score(_pool(xte, pool), yte.numpy()))
+    return pixel_accuracy(xtr, ytr, [(xte, yte)], '1nn', pool)[1]
 
-def trained_accuracy(model_fn, # () -> a fresh model with the package's model API
+def trained_accuracy(model_fn, # () -> a fresh model following the model contract
                      xtr, ytr, # training images and labels
                      tests, # list of (images, labels) to score
-                     loss:str='ce', seed:int=0, **fit_kwargs) -> list[float]:
-    "Train `model_fn()` with `loss` on `xtr, ytr`; its accuracy on each of `tests`."
+                     loss_name:str='ce', seed:int=0, **fit_kwargs) -> list[float]:
+    "Train `model_fn()` with `loss_name` on `xtr, ytr`; its training accuracy (last epoch), then its accuracy on each of `tests`."
     set_seed(seed)
-    model = model_fn(); crit = make_loss(loss, model.embed_dim, len(CLASSES))
+    model = model_fn(); crit = make_loss(loss_name, model.embed_dim, len(CLASSES))
     res = fit(model, crit, TensorDataset(xtr, ytr), seed=seed, progress=False, **fit_kwargs)
-    return [float(evaluate(res.model, res.loss, TensorDataset(x, y))['accuracy']) for x, y in tests]
+    return [float(res.history[-1]['train_acc'])] + [float(evaluate(res.model, res.loss, TensorDataset(x, y))['accuracy']) for x, y in tests]
 
-def _scorer(model_fn, pool, fit_kwargs):
-    "(xtr, ytr, [(x, y), ...]) -> accuracies: 1-NN when `model_fn` is None, else a trained model."
-    if model_fn is None: return lambda xtr, ytr, tests: [knn_accuracy(xtr, ytr, x, y, pool) for x, y in tests]
+def _scorer(model_fn, classifier, pool, fit_kwargs):
+    "(xtr, ytr, [(x, y), ...]) -> [train accuracy, accuracies]: a pixel classifier when `model_fn` is None, else a trained model."
+    if model_fn is None: return lambda xtr, ytr, tests: pixel_accuracy(xtr, ytr, tests, classifier, pool)
     return lambda xtr, ytr, tests: trained_accuracy(model_fn, xtr, ytr, tests, **fit_kwargs)
 
 def leakage_experiment(seeds=(0, 1, 2), # one dataset draw per seed
                        n:int=600, # images before oversampling
                        test_frac:float=0.25, # test share of every split
                        n_fresh:int=700, # images of the fresh (unseen people) test set
-                       size:int=48, # image size in pixels
-                       pool:int=2, # pooling before the 1-NN
+                       size:int=32, # image size in pixels
+                       classifier:str='hog_svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
+                       pool:int=2, # pooling before the pixel classifier
                        imbalance='fer2013', # class shares of the base set
                        similarities=(0.995,), # `leakage_audit` near-duplicate thresholds (`min_similarity`) to report
-                       model_fn=None, # None: 1-nearest-neighbour; else () -> a model trained with `fit_kwargs`
+                       model_fn=None, # None: the pixel `classifier`; else () -> a model trained with `fit_kwargs`
                        **fit_kwargs # `fit` arguments for `model_fn` (epochs, batch_size, lr, ...)
                       ) -> pd.DataFrame:
     "Test accuracy of a clean split vs oversample/augment-then-split on synthetic data, with `leakage_audit` counts."
     xf, yf = SynthFER(n_fresh, seed=20_000, size=size).tensors()
-    rows, score = [], _scorer(model_fn, pool, fit_kwargs)
+    rows, score = [], _scorer(model_fn, classifier, pool, fit_kwargs)
     for seed in seeds:
         x, y = SynthFER(n, seed=3000 + seed, size=size, imbalance=imbalance).tensors()
         tr, te = stratified_split(y.numpy(), test_frac, seed=seed)
@@ -415,7 +306,7 @@ def leakage_experiment(seeds=(0, 1, 2), # one dataset draw per seed
             flagged = {f'audit_{t:g}': len({j for _, j in ex} | {j for _, j, sim in nr if sim >= t}) / len(yb_)
                        for t in similarities}
             rows.append(dict(seed=seed, protocol=name, n_train=len(ya), n_test=len(yb_), test_leaked=leaked[name],
-                             **dict(zip(('test_accuracy', 'fresh_accuracy'), score(xa, ya, [(xb_, yb_), (xf, yf)]))),
+                             **dict(zip(('train_accuracy', 'test_accuracy', 'fresh_accuracy'), score(xa, ya, [(xb_, yb_), (xf, yf)]))),
                              **flagged, exact_pairs=len(ex)))
     return pd.DataFrame(rows)
 
@@ -425,15 +316,16 @@ def subject_kfold_experiment(seeds=(0, 1, 2), # one dataset draw per seed
                              n_identities:int=20, # subjects
                              frames:int=3, # near-duplicate frames per sequence
                              k:int=5, # folds
-                             size:int=48, # image size
-                             pool:int=2, # pooling before the 1-NN
-                             model_fn=None, # None: 1-nearest-neighbour; else () -> a model trained with `fit_kwargs`
+                             size:int=32, # image size
+                             classifier:str='hog_svm', # pixel classifier (`PIXEL_CLASSIFIERS`) when `model_fn` is None
+                             pool:int=2, # pooling before the pixel classifier
+                             model_fn=None, # None: the pixel `classifier`; else () -> a model trained with `fit_kwargs`
                              **fit_kwargs # `fit` arguments for `model_fn`
                             ) -> pd.DataFrame:
     "Mean k-fold accuracy of random-frame vs subject-independent folds on synthetic sequences; one row per seed and protocol."
     from sklearn.model_selection import StratifiedKFold
     check_number('frames', frames, 1, integer=True)
-    rows, score = [], _scorer(model_fn, pool, fit_kwargs)
+    rows, score = [], _scorer(model_fn, classifier, pool, fit_kwargs)
     for seed in seeds:
         ds = SynthFER(n, seed=4000 + seed, size=size, n_identities=n_identities)
         x0, y0 = ds.tensors()
@@ -442,25 +334,16 @@ def subject_kfold_experiment(seeds=(0, 1, 2), # one dataset draw per seed
         folds = {'random frames': list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y.numpy())),
                  'subject-independent': group_kfold(ids, k=k, seed=seed)}
         for name, fs in folds.items():
-            acc = [score(x[a], y[a], [(x[b], y[b])])[0] for a, b in fs]
-            rows.append(dict(seed=seed, protocol=name, accuracy=float(np.mean(acc)), fold_min=min(acc), fold_max=max(acc),
+            tr_acc, acc = zip(*[score(x[a], y[a], [(x[b], y[b])]) for a, b in fs])
+            rows.append(dict(seed=seed, protocol=name, train_accuracy=float(np.mean(tr_acc)), accuracy=float(np.mean(acc)),
+                             fold_min=min(acc), fold_max=max(acc),
                              subjects=len(set(ids)), images=len(y)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/90_results.ipynb #c15784e7
 ZOO = ('mobilenet_v2', 'efficientnet_b0', 'resnet50', 'densenet121', 'vgg19', 'emosynthnet')
 
-def zoo_model(name:str, # a name of `ZOO` or 'emosynthnet_tiny'
-              n_classes:int, # classes
-              in_chans:int # input channels
-             ) -> nn.Module:
-    "A fresh model of the CIFAR-10 table with the package's model API (baselines wrapped in `BaselineAdapter`)."
-    from emosynth_nb.models import emosynthnet, emosynthnet_tiny, create_baseline
-    if name == 'emosynthnet': return emosynthnet(n_classes=n_classes, in_chans=in_chans)
-    if name == 'emosynthnet_tiny': return emosynthnet_tiny(n_classes=n_classes, in_chans=in_chans)
-    return BaselineAdapter(create_baseline(name, n_classes=n_classes, in_chans=in_chans))
-
-def model_zoo_experiment(names=ZOO, # models to train (see `zoo_model`)
+def model_zoo_experiment(names=ZOO, # models to train: names for `create_model` (headless)
                          data=None, # (train, test) datasets; default SynthFER at `size`×`size`, RGB
                          *,
                          n_train:int=512, # SynthFER training images
@@ -484,7 +367,7 @@ def model_zoo_experiment(names=ZOO, # models to train (see `zoo_model`)
     rows, logits = [], {}
     for name in names:
         set_seed(seed)
-        model = zoo_model(name, n_classes, x0.shape[0])
+        model = create_model(name, 0, x0.shape[0], **(dict(aux_classes=n_classes) if name.startswith('emosynthnet') else {}))
         crit = make_loss(loss, model.embed_dim, n_classes)
         t0 = time.perf_counter()
         res = fit(model, crit, train, epochs=epochs, batch_size=batch_size, lr=lr, optimizer='adamw', weight_decay=0.0,
@@ -502,7 +385,7 @@ def model_zoo_experiment(names=ZOO, # models to train (see `zoo_model`)
     return pd.DataFrame(rows).set_index('model'), logits
 
 # %% ../nbs/90_results.ipynb #00b2a1ed
-def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns regime, loss, seed, metrics)
+def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns regime, loss_name, seed, metrics)
                       metric:str='accuracy', # metric to summarise
                       ref:str='ce', # the reference loss
                       scale:float=100. # display factor (100: percent and percentage points)
@@ -511,7 +394,7 @@ def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns 
     if 'regime' not in runs: raise ValueError("runs has no 'regime' column; pass the output of loss_evaluation")
     out = {}
     for reg, g in runs.groupby('regime', sort=False):
-        s = summarize_runs(g, metric, 'loss', ref)
+        s = summarise_runs(g, metric, 'loss_name', ref)
         out[reg] = pd.DataFrame({
             'mean [CI]': [f"{m*scale:.1f} [{lo*scale:.1f}, {hi*scale:.1f}]" for m, lo, hi in zip(s['mean'], s.lo, s.hi)],
             f'vs {ref} [CI]': ['—' if k == ref else f"{d*scale:+.1f} [{lo*scale:+.1f}, {hi*scale:+.1f}]"
@@ -520,8 +403,8 @@ def loss_eval_summary(runs:pd.DataFrame, # output of `loss_evaluation` (columns 
     return pd.concat(out, axis=1)
 
 # %% ../nbs/90_results.ipynb #a7b23e92
-def holdout_run(model_fn, # () -> a fresh model with the package's model API
-                loss:str, # a loss name for `make_loss`
+def holdout_run(model_fn, # () -> a fresh model following the model contract
+                loss_name:str, # a loss name for `make_loss`
                 train, # training dataset
                 test, # test dataset, evaluated once after training
                 val=None, # validation dataset for the per-epoch history (never the test set)
@@ -532,18 +415,18 @@ def holdout_run(model_fn, # () -> a fresh model with the package's model API
     set_seed(seed)
     model = model_fn()
     n_classes = len(train.classes) if getattr(train, 'classes', None) else int(np.max(np.asarray(train.targets))) + 1
-    res = fit(model, make_loss(loss, model.embed_dim, n_classes), train, val, seed=seed, **fit_kwargs)
+    res = fit(model, make_loss(loss_name, model.embed_dim, n_classes), train, val, seed=seed, **fit_kwargs)
     m = evaluate(res.model, res.loss, test, device=fit_kwargs.get('device'))
     last = res.history[-1]
-    return dict(loss=loss, seed=seed, train_acc=last.get('train_acc'), val_acc=last.get('val_acc'), n_test=m.get('n', len(test)),
+    return dict(loss_name=loss_name, seed=seed, train_acc=last.get('train_acc'), val_acc=last.get('val_acc'), n_test=m.get('n', len(test)),
                 **{k: m[k] for k in ('accuracy', 'balanced_accuracy', 'f1')})
 
-def kfold_run(model_fn, loss:str, # as in `holdout_run`
+def kfold_run(model_fn, loss_name:str, # as in `holdout_run`
               make_split, # (train_idx, test_idx) -> (train_dataset, test_dataset)
               folds, # list of (train_idx, test_idx), e.g. `CKPlus.folds(10)` or `group_kfold(...)`
               seed:int=0, **fit_kwargs) -> pd.DataFrame:
     "`holdout_run` on every fold; one row per fold."
-    return pd.DataFrame([dict(fold=i, **holdout_run(model_fn, loss, *make_split(a, b), seed=seed, **fit_kwargs))
+    return pd.DataFrame([dict(fold=i, **holdout_run(model_fn, loss_name, *make_split(a, b), seed=seed, **fit_kwargs))
                          for i, (a, b) in enumerate(folds)])
 
 # %% ../nbs/90_results.ipynb #9b90d304

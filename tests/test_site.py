@@ -50,8 +50,7 @@ WIDE, NARROW = (1400, 900), (390, 844)
 # 13.5 teaching cells). Expected to fail, not skipped. The lead empties an entry once its pages pass.
 KNOWN_FAILURES = {
     'weight': {'margin_explorer.html', 'viz.widgets.html'},    # replayed explorers (13.2, viz helper)
-    'tracebacks': {'losses.margins.html',                      # a torch UserWarning in an output (losses)
-                   'losses.heads.html'},                       # a Pandas4Warning in an output (losses)
+    'tracebacks': set(),
     'layout': set(),
     # every browser check of the page: its 3-D figures take 40-60 s to draw, past the 120 s load timeout on a
     # loaded machine (13.3 "3-D pages draw in a few seconds", geometry helper)

@@ -15,7 +15,7 @@ from .api import EmbeddingModel
 
 # %% auto #0
 __all__ = ['EMOSYNTHNET_CFG', 'EMOSYNTHNET_TINY_CFG', 'THESIS_BUDGET', 'EmoSynthNet', 'emosynthnet', 'emosynthnet_tiny', 'budget',
-           'shape_table', 'architecture_figure']
+           'shape_table']
 
 # %% ../../nbs/31_models.architecture.ipynb #0545adeb
 def _check_ints(name, xs, lo=1):
@@ -133,12 +133,10 @@ def _encode_decode(self:EmoSynthNet, x:torch.Tensor) -> tuple:
     return self.fuse(decoded), skips
 
 @patch
-def forward_features(self:EmoSynthNet, x:torch.Tensor, # images (N, in_chans, H, W)
-                     return_aux:bool=False): # TRANSITIONAL, for the trainer on main only: use `embed_with_aux`
+def forward_features(self:EmoSynthNet, x:torch.Tensor # images (N, in_chans, H, W)
+                    ) -> torch.Tensor:
     "Fused multi-scale feature map (N, `num_features`, H, W)."
-    feats, skips = self._encode_decode(x)
-    if return_aux: return feats, self._aux(skips)   # removed once train's TrainModule calls embed_with_aux
-    return feats
+    return self._encode_decode(x)[0]
 
 @patch
 def _aux(self:EmoSynthNet, skips): return self.aux_head(skips[self.aux_stage]) if self.aux_head is not None else None
@@ -203,42 +201,3 @@ def shape_table(model:EmoSynthNet, input_size:int=32, in_chans:int|None=None, au
     def red(s): return input_size // s[-1] if len(s) == 4 else None
     return pd.DataFrame([dict(module=n, out_shape=rows[n], reduction=red(rows[n]),
                               params=count_params(mods[n])) for n in names if n in rows])
-
-# %% ../../nbs/31_models.architecture.ipynb #aac07d99
-def architecture_figure(model:EmoSynthNet, input_size:int=48, in_chans:int|None=None):
-    "Plotly figure of `model`'s stages laid out as a U, labelled with the shapes of one `input_size` image."
-    import plotly.graph_objects as go
-    st = shape_table(model, input_size, in_chans).set_index('module')
-    n, pos = model.n_pool, {}
-    for i in range(n + 1): pos[f'stages.{i}'] = (i, -i)
-    for j in range(n): pos[f'decoder.{j}'] = (n + 1 + j, -(n - 1 - j))
-    pos.update({'fuse': (2 * n + 1.3, -n), 'embed_layer': (2 * n + 2.3, -n), 'head': (2 * n + 3.3, -n)})
-    if 'aux_head' in st.index: pos['aux_head'] = (model.aux_stage + 0.5, -n - 1)
-    edges = [(f'stages.{i}', f'stages.{i + 1}', 'main') for i in range(n)] + [(f'stages.{n}', 'decoder.0', 'main')]
-    edges += [(f'decoder.{j}', f'decoder.{j + 1}', 'main') for j in range(n - 1)]
-    edges += [(f'stages.{n - 1 - j}', f'decoder.{j}', 'skip') for j in range(n)]
-    edges += [(s_, 'fuse', 'fuse') for s_ in [f'stages.{n}'] + [f'decoder.{j}' for j in range(n)]]
-    edges += [('fuse', 'embed_layer', 'main'), ('embed_layer', 'head', 'main')]
-    if 'aux_head' in pos: edges.append((f'stages.{model.aux_stage}', 'aux_head', 'aux'))
-    style = dict(main=dict(color='#444', dash='solid'), skip=dict(color='#1f77b4', dash='dash'),
-                 fuse=dict(color='#2ca02c', dash='dot'), aux=dict(color='#ff7f0e', dash='solid'))
-    fig = go.Figure()
-    for kind, line in style.items():
-        xs, ys = [], []
-        for a, b, k in edges:
-            if k == kind and a in pos and b in pos: xs += [pos[a][0], pos[b][0], None]; ys += [pos[a][1], pos[b][1], None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', line=dict(width=2, **line), name=kind, hoverinfo='skip'))
-    names = [k for k in pos if k in st.index]
-    def label(k):
-        s_ = st.loc[k, 'out_shape']; return f"{k}<br>{'×'.join(map(str, s_[1:]))}"
-    hover = [f"{k}: {type(model.get_submodule(k)).__name__}<br>out {tuple(st.loc[k, 'out_shape'])}<br>"
-             f"params {st.loc[k, 'params']:,}" for k in names]
-    fig.add_trace(go.Scatter(x=[pos[k][0] for k in names], y=[pos[k][1] for k in names], mode='markers+text',
-                             text=[label(k) for k in names], textposition='top center', hovertext=hover, hoverinfo='text',
-                             marker=dict(size=16, symbol='square', color=['#ff7f0e' if k == 'aux_head' else '#9467bd' for k in names]),
-                             name='modules', showlegend=False))
-    fig.update_layout(title=f"EmoSynthNet at {input_size}×{input_size}×{in_chans or model.in_chans} "
-                            f"({count_params(model):,} parameters)", height=420, template='plotly_white',
-                      xaxis=dict(visible=False), yaxis=dict(visible=False, range=[-n - 1.6, 0.8]),
-                      legend=dict(orientation='h', y=-0.05), margin=dict(l=10, r=10, t=50, b=10))
-    return fig

@@ -40,9 +40,11 @@ def create_baseline(name:str, # one of `BASELINE_NAMES`
     return model if in_chans == 3 else _replace_stem(model, int(in_chans))
 
 # %% ../../nbs/32_models.baselines.ipynb #20c605b0
-THESIS_MODEL_TABLE = {  # model: (parameters in millions, "FLOPS" in billions, approx. size in MB, depth), as published
-    'mobilenet_v2': (4, 0.006, 14, 105), 'efficientnet_b0': (5, 0.008, 29, 132), 'resnet50': (26, 0.078, 98, 107),
-    'vgg19': (144, 0.417, 549, 19), 'densenet121': (8, 0.057, 33, 242), 'emosynthnet': (21, 1.120, 82, 34)}
+THESIS_MODEL_TABLE = {  # the thesis's model table as published: key -> its row (label, reference number, "FLOPS" read as MACs)
+    k: dict(method=m, ref=r, params_M=p, flops_G=f, size_MB=s, depth=dp) for k, m, r, p, f, s, dp in (
+        ('mobilenet_v2', 'MobileNetV2', 39, 4, 0.006, 14, 105), ('efficientnet_b0', 'EfficientNetB0', 40, 5, 0.008, 29, 132),
+        ('resnet50', 'ResNet50', 41, 26, 0.078, 98, 107), ('vgg19', 'VGG19', 42, 144, 0.417, 549, 19),
+        ('densenet121', 'DensNet121', 16, 8, 0.057, 33, 242), ('emosynthnet', 'EmoSynthNet', None, 21, 1.120, 82, 34))}
 
 # %% ../../nbs/32_models.baselines.ipynb #29704967
 @functools.lru_cache(maxsize=None)
@@ -69,7 +71,8 @@ def model_table(input_size:int=32, # image side
         p, macs, mb, depth = _measure(name, int(nc), int(in_chans), int(input_size))
         row = dict(model=name, classes=nc, params_M=p, macs_G=macs, size_MB=mb, depth=depth)
         if thesis:
-            tp, tf, ts, td = THESIS_MODEL_TABLE.get(name, (None,) * 4)
-            row.update(thesis_params_M=tp, thesis_macs_G=tf, thesis_size_MB=ts, thesis_depth=td)
+            t = THESIS_MODEL_TABLE.get(name, {})
+            row.update(thesis_params_M=t.get('params_M'), thesis_macs_G=t.get('flops_G'), thesis_size_MB=t.get('size_MB'),
+                       thesis_depth=t.get('depth'))
         rows.append(row)
     return pd.DataFrame(rows).set_index('model')

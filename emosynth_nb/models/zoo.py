@@ -41,14 +41,12 @@ class MLPProbe(EmbeddingModel):
         self.num_features, self.feature_info = sizes[-1], [dict(num_chs=sizes[-1], reduction=1, module='body')]
 
 # %% ../../nbs/34_models.zoo.ipynb #2ac1367e
-def _mlp_features(self:MLPProbe, x:torch.Tensor,
-                  return_aux:bool=False): # TRANSITIONAL, for the trainer on main only: use `embed_with_aux`
+def _mlp_features(self:MLPProbe, x:torch.Tensor) -> torch.Tensor:
     "The last hidden layer's activations (N, hidden[-1]) of the flattened input."
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x[0].numel() != self.in_features:
         raise ValueError(f"MLPProbe was built for {self.in_features} input features per sample, got inputs of shape "
                          f"{tuple(getattr(x, 'shape', ()))}; build it with in_features = the size of one flattened sample")
-    f = self.body(x)
-    return (f, None) if return_aux else f
+    return self.body(x)
 
 def _mlp_head(self:MLPProbe, feats:torch.Tensor, pre_logits:bool=False) -> torch.Tensor:
     "The embedding (N, embed_dim), or the logits of the own head when it has one and `pre_logits` is False."
@@ -78,11 +76,9 @@ class BaselineAdapter(EmbeddingModel):
         self.n_classes = lin.out_features if keep_head else 0
 
 # %% ../../nbs/34_models.zoo.ipynb #374182b9
-def _adapter_features(self:BaselineAdapter, x:torch.Tensor,
-                      return_aux:bool=False): # TRANSITIONAL, for the trainer on main only: use `embed_with_aux`
+def _adapter_features(self:BaselineAdapter, x:torch.Tensor) -> torch.Tensor:
     "The classifier's penultimate features (N, num_features)."
-    f = self.model(x)
-    return (f, None) if return_aux else f
+    return self.model(x)
 
 def _adapter_head(self:BaselineAdapter, feats:torch.Tensor, pre_logits:bool=False) -> torch.Tensor:
     "The embedding, or the logits of the kept head."
