@@ -15,12 +15,14 @@
   model (≤ 60 s), each next to a reference measured in the same run (the exact 15-NN graph; the grid's forward
   passes), so the ratios stay meaningful on a shared machine. Prints a table, saves nothing.
 """
-import argparse, json, os, platform, subprocess, sys, time, warnings
+import argparse, json, os, sys, time, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as H
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,21 +30,15 @@ LOSSES = ('ce', 'am_softmax', 'arcface', 'dams', 'mam', 'mam+sce')
 
 
 def machine() -> str:
-    "A one-line description of this machine."
-    cpu = platform.processor() or platform.machine()
-    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ''
-    return f"{cpu}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+    "A one-line description of this machine (from the benchmarks' harness)."
+    m = H.machine_info()
+    gpu = f", {m['gpu']}" if 'gpu' in m else ''
+    return f"{m['cpu']}, {m['cores']} CPU cores{gpu}, torch {m['torch']}, {m['threads']} torch thread(s)"
 
 
 def commit() -> str:
-    "The git commit of this checkout (with '+dirty' when files differ from it)."
-    try:
-        c = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return c + ('+dirty' if dirty else '') if c else 'unknown'
-    except OSError: return 'unknown'
+    "The git commit of this checkout (from the benchmarks' harness)."
+    return H.git_commit()
 
 
 def one_run(task, loss_name, seed, data, keep_emb=False, **overrides):

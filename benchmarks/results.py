@@ -19,12 +19,14 @@ It prints, for every experiment, each setting against the reference measured in 
 split; subject-independent folds): mean, 95% CI and the paired difference over seeds. Run it single-threaded
 and niced on a shared machine (`nice -n 10`, the default `--threads 1`) and read the differences, not the times.
 """
-import argparse, json, os, platform, sys, time
+import argparse, json, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as H
 
 from emosynth_nb import results as R
 from emosynth_nb.train.stats import summarise_runs, noise_report
@@ -33,23 +35,15 @@ EXPERIMENTS = ('losses', 'zoo', 'leakage', 'kfold')
 
 
 def machine() -> str:
-    "A one-line description of this machine."
-    cpu = platform.processor() or platform.machine()
-    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ''
-    return f"{cpu}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}"
+    "A one-line description of this machine (from the benchmarks' harness)."
+    m = H.machine_info()
+    gpu = f", {m['gpu']}" if 'gpu' in m else ''
+    return f"{m['cpu']}, {m['cores']} CPU cores{gpu}, torch {m['torch']}, {m['threads']} torch thread(s)"
 
 
 def commit() -> str:
-    "The git commit of the code that ran (with '+dirty' when the tree has changes), or 'unknown'."
-    import subprocess
-    try:
-        root = Path(__file__).resolve().parents[1]
-        h = subprocess.run(['git', '-C', str(root), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', '-C', str(root), 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True).stdout.strip()
-        return h + ('+dirty' if dirty else '')
-    except (OSError, subprocess.CalledProcessError): return 'unknown'
+    "The git commit of this checkout (from the benchmarks' harness)."
+    return H.git_commit()
 
 
 def save(out: Path, name: str, df: pd.DataFrame, sizes: dict):

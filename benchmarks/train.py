@@ -16,7 +16,7 @@ Writes `benchmarks/results/train.json` and `.csv`.
 """
 import os, sys
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"): os.environ.setdefault(_v, "1")
-import argparse, dataclasses, inspect, time
+import argparse, dataclasses, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as H
@@ -26,27 +26,21 @@ from emosynth_nb.core import set_seed
 from emosynth_nb.data import SynthFER
 from emosynth_nb.losses import make_loss
 from emosynth_nb.models import emosynthnet_tiny
-from emosynth_nb.train import fit
+from emosynth_nb.train import fit, TrainConfig
 
 AUX = 0.3
 
 
 def embed_aux(model, x):
-    "(embedding, auxiliary logits or None) in one pass, through the model API of this checkout."
-    if hasattr(model, "embed_with_aux"): return model.embed_with_aux(x)
-    feats, aux = model.forward_features(x, return_aux=True)
-    return model.forward_head(feats, pre_logits=True), aux
+    "(embedding, auxiliary logits or None) in one pass: the training path of the model contract."
+    return model.embed_with_aux(x)
 
 
-def fit_default(name, fallback):
-    "The default of one of fit's settings (from TrainConfig when there is one, else fit's signature)."
-    try:
-        from emosynth_nb.train import TrainConfig
-        for f in dataclasses.fields(TrainConfig):
-            if f.name == name: return f.default
-    except ImportError: pass
-    p = inspect.signature(fit).parameters.get(name)
-    return p.default if p is not None and p.default is not inspect.Parameter.empty else fallback
+def fit_default(name, fallback=None):
+    "The default of one of `TrainConfig`'s settings."
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == name: return f.default
+    return fallback
 
 
 def build(seed=0):

@@ -336,13 +336,22 @@ def _widget_outputs(model_id) -> list:
                                                                        'changes this figure.')
     return outs
 
+def _has_figwidget(view) -> bool:
+    "Whether the displayed widget (its widget-view data) holds a plotly FigureWidget (unknown: assume it does)."
+    root = _widget_registry().get((view or {}).get('model_id'))
+    return root is None or any(_is_figwidget(w) for w in _walk(root))
+
 def _replace_widgets(cell):
     outs = cell.get('outputs') or []
     if not any(WIDGET_MIME in (o.get('data') or {}) for o in outs): return
     new = []
     for o in outs:
         data = o.get('data') or {}
-        if WIDGET_MIME in data: new.extend(_widget_outputs((data[WIDGET_MIME] or {}).get('model_id')))
+        if WIDGET_MIME in data and 'text/html' in data and not _has_figwidget(data[WIDGET_MIME]):
+            # a widget that renders itself without a kernel (an anywidget with its own JavaScript, e.g.
+            # viz.live's explorer) ships a self-contained HTML copy: keep that, drop the widget view
+            new.append({**o, 'data': {'text/html': data['text/html']}})
+        elif WIDGET_MIME in data: new.extend(_widget_outputs((data[WIDGET_MIME] or {}).get('model_id')))
         else: new.append(o)
     cell['outputs'] = new
 

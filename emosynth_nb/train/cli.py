@@ -18,8 +18,8 @@ from .recipes import recipe, TASKS, synthfer_split, LabelledTensors, AUX_OFF_REA
 # %% auto #0
 __all__ = ['DATASETS', 'MODELS', 'BYTES_PER_PIXEL', 'RECIPES', 'DATA_KEYS', 'REAL_DEFAULTS', 'MAIN_JOB', 'available_memory',
            'check_memory', 'make_data', 'make_model', 'recipe_data', 'run_recipe', 'metrics_table', 'check_output_dir',
-           'checkpoint_bytes', 'compare_parser', 'compare_main', 'train_parser', 'train_main', 'emosynth_compare',
-           'emosynth_train']
+           'checkpoint_bytes', 'loss_settings_help', 'compare_parser', 'compare_main', 'train_parser', 'train_main',
+           'emosynth_compare', 'emosynth_train']
 
 # %% ../../nbs/43_train.cli.ipynb #75209fdd
 DATASETS = ('synthfer', 'fer2013', 'rafdb', 'cifar10')
@@ -236,6 +236,16 @@ def _interrupted(prog:str, argv, how:str):
     print(f"\n{prog}: interrupted; {how}: {shlex.join([prog, *argv])}", file=sys.stderr, flush=True)
     raise SystemExit(130)
 
+# %% ../../nbs/43_train.cli.ipynb #b7e3c1a1
+def loss_settings_help() -> str:
+    "The `--loss-arg` settings of every margin, with defaults, units and choices, from the margins' metadata."
+    from emosynth_nb.losses import MARGINS, margin_settings
+    def one(s):
+        unit = f" [{s.unit}]" if s.unit else ''
+        return f"{s.name}={s.default}{unit}" + (f" ({'|'.join(map(str, s.choices))})" if s.choices else '')
+    rows = [f"  {n:<13} {', '.join(one(s) for s in margin_settings(n).values()) or '(none)'}" for n in MARGINS]
+    return "margin settings for --loss-arg (name=default [unit]); criteria take theirs too, e.g. gamma=2 for focal:\n" + '\n'.join(rows)
+
 # %% ../../nbs/43_train.cli.ipynb #812069ef
 MAIN_JOB = dict(losses=['ce', 'mam+sce'], seeds=[0, 1, 2, 3, 4], workers=2)
 
@@ -318,7 +328,8 @@ def _run_compare(p, a, argv, cfg, data, classes, lkw, model_fn, out):
 
 # %% ../../nbs/43_train.cli.ipynb #4d636b43
 def train_parser():
-    p = argparse.ArgumentParser(prog='emosynth_train', description='Train one model with one loss (resumable).')
+    p = argparse.ArgumentParser(prog='emosynth_train', description='Train one model with one loss (resumable).',
+                                epilog=loss_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--loss', default='mam+sce', help='loss name (default: mam+sce)')
     p.add_argument('--loss-arg', action='append', default=[], metavar='KEY=VALUE', help='loss hyper-parameter, e.g. m=0.35 (repeatable, each key once)')
     p.add_argument('--ckpt-dir', default=None, help='checkpoint folder (default: runs/train-<dataset>-<model>-<loss>)')
