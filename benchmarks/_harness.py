@@ -230,6 +230,13 @@ def machine_info():
     return info
 
 
+def machine_line():
+    "`machine_info` as one line, for tables and page captions."
+    m = machine_info()
+    gpu = f", {m['gpu']}" if 'gpu' in m else ''
+    return f"{m['cpu']}, {m['cores']} CPU cores{gpu}, torch {m['torch']}, {m['threads']} torch thread(s)"
+
+
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -29,18 +29,6 @@ sys.path.insert(0, str(ROOT))
 LOSSES = ('ce', 'am_softmax', 'arcface', 'dams', 'mam', 'mam+sce')
 
 
-def machine() -> str:
-    "A one-line description of this machine (from the benchmarks' harness)."
-    m = H.machine_info()
-    gpu = f", {m['gpu']}" if 'gpu' in m else ''
-    return f"{m['cpu']}, {m['cores']} CPU cores{gpu}, torch {m['torch']}, {m['threads']} torch thread(s)"
-
-
-def commit() -> str:
-    "The git commit of this checkout (from the benchmarks' harness)."
-    return H.git_commit()
-
-
 def one_run(task, loss_name, seed, data, keep_emb=False, **overrides):
     "Train `loss_name` on `task` with its recipe (3-D embedding); the run's record and (optionally) its test embeddings."
     from emosynth_nb.core import set_seed
@@ -94,7 +82,7 @@ def save(out, name, df, sizes, note, embs, classes):
     "CSV of the runs and JSON of how they were made (rewritten after every run, so a stopped job keeps its runs)."
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / f'{name}.csv', index=False)
-    meta = dict(command='python ' + ' '.join(sys.argv), commit=commit(), machine=machine(),
+    meta = dict(command='python ' + ' '.join(sys.argv), commit=H.git_commit(), machine=H.machine_line(),
                 date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), sizes=sizes, note=note,
                 synthetic=name.endswith('synthfer'), classes=classes, embeddings=embs)
     (out / f'{name}.json').write_text(json.dumps(meta))
@@ -124,7 +112,7 @@ def timing(quick=False, threads=None):
     from emosynth_nb.data import SynthFER
     if threads: torch.set_num_threads(threads)
     n_pts, steps, n_eval = (1000, 9, 64) if quick else (5000, 25, 128)
-    print(f"# emosynth_nb analysis benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}, "
+    print(f"# emosynth_nb analysis benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {H.machine_line()}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
     X, y = SynthFER(n_eval, seed=1, size=48).tensors()
     torch.manual_seed(0); model = create_model('emosynthnet_tiny', 0, 1, aux_classes=7, embed_dim=3).eval()

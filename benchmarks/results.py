@@ -34,22 +34,10 @@ from emosynth_nb.train.stats import summarise_runs, noise_report
 EXPERIMENTS = ('losses', 'zoo', 'leakage', 'kfold')
 
 
-def machine() -> str:
-    "A one-line description of this machine (from the benchmarks' harness)."
-    m = H.machine_info()
-    gpu = f", {m['gpu']}" if 'gpu' in m else ''
-    return f"{m['cpu']}, {m['cores']} CPU cores{gpu}, torch {m['torch']}, {m['threads']} torch thread(s)"
-
-
-def commit() -> str:
-    "The git commit of this checkout (from the benchmarks' harness)."
-    return H.git_commit()
-
-
 def save(out: Path, name: str, df: pd.DataFrame, sizes: dict):
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / f'{name}.csv', index=False)
-    meta = dict(machine=machine(), date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), commit=commit(),
+    meta = dict(machine=H.machine_line(), date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'), commit=H.git_commit(),
                 command='python ' + ' '.join(sys.argv), sizes=sizes, synthetic=True)
     (out / f'{name}.json').write_text(json.dumps(meta, indent=1))
     print(f"wrote {out / f'{name}.csv'} ({len(df)} runs)")
