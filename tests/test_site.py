@@ -226,7 +226,9 @@ def content_problems(text: str, doc: str | None = None) -> dict:
     probs = {k: [] for k in ('outputs', 'content', 'figures', 'tracebacks', 'latex', 'weight')}
     # outputs: every cell output the build kept is on the page; a notebook with output cells shows some
     outs = [n for n in art.iter() if _is_output(n)]
-    shown = [o for o in outs if o.text().strip() or o.find_all(lambda n: n.tag in ('img', 'svg', 'iframe') or
+    # an output counts as shown when it has text, a picture, a plotly figure, or a script that draws it in the
+    # browser (a kernel-free widget such as viz.live's explorer: its HTML is an empty root plus its JavaScript)
+    shown = [o for o in outs if o.text().strip() or o.find_all(lambda n: n.tag in ('img', 'svg', 'iframe', 'script') or
                                                               'nbdocs-plotly' in n.classes)]
     if exp.get('outputs') and len(shown) < exp['outputs']:
         probs['outputs'].append(f'{len(shown)} cell outputs shown, {exp["outputs"]} expected')

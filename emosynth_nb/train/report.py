@@ -11,7 +11,8 @@ import torch
 from ..analysis.geometry import class_measures
 
 # %% auto #0
-__all__ = ['COLLAPSE_DEG', 'LOSS_FALLING', 'ConvergenceReport', 'near_chance', 'loss_still_falling', 'convergence_report']
+__all__ = ['COLLAPSE_DEG', 'LOSS_FALLING', 'ConvergenceReport', 'near_chance', 'loss_still_falling', 'ConvergenceWarning',
+           'convergence_report']
 
 # %% ../../nbs/47_train.report.ipynb #5bf6f546
 COLLAPSE_DEG = 5.0
@@ -55,6 +56,9 @@ def _geometry(emb, y):
     return {str(k): float(v) for k, v in t.intra_mean_deg.items()}, float(t.intra_mean_deg.mean()), float(t.nearest_deg.min())
 
 # %% ../../nbs/47_train.report.ipynb #bafce5e9
+class ConvergenceWarning(RuntimeWarning):
+    "A run that did not converge: features collapsed or accuracy near chance (its `ConvergenceReport` says which)."
+
 def convergence_report(history:list, # `fit`'s history rows (train_loss, train_acc, ...)
                        emb, # embeddings (N, D) of the evaluated samples after the last epoch
                        y, # their labels (N,)

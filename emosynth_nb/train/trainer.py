@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..core import set_seed, default_device, check_number, check_choice
 from .config import TrainConfig, OPTIMIZERS, SCHEDULES, AMP_MODES, result_changes
 from .metrics import evaluate, as_loader, _unpack
-from .report import ConvergenceReport, convergence_report
+from .report import ConvergenceReport, ConvergenceWarning, convergence_report
 from ..models import check_model
 
 # %% auto #0
@@ -360,7 +360,7 @@ def _finish(run, model, loss, train_data, val_data, config, history, metrics):
         metrics = evaluate(model, loss, val_data, config.eval_batch_size, run.device, channels_last=config.channels_last, return_preds=True)
     emb_src = metrics if metrics is not None else evaluate(model, loss, train_data, config.eval_batch_size, run.device, return_preds=True)
     rep = convergence_report(history, emb_src['embeddings'], emb_src['y_true'], emb_src['logits'].shape[1], metrics, run.name)
-    for w in rep.warnings: warnings.warn(w, RuntimeWarning, stacklevel=3)
+    for w in rep.warnings: warnings.warn(w, ConvergenceWarning, stacklevel=3)
     if config.progress and run.rank == 0: print(rep)
     if metrics is not None: metrics = {k: v for k, v in metrics.items() if k not in ('embeddings', 'y_true', 'y_pred', 'logits')}
     return rep, metrics
